@@ -1,0 +1,124 @@
+"""The audit log: one row per read or change of patient data, hash-chained, append-only.
+
+Rows hold ids and action names, never PHI values. Each row's hash covers the previous
+row's hash, so an edited, deleted or reordered row breaks the chain at that row.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from flask import g, has_request_context, request
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from core.models import AuditEvent, utcnow
+
+GENESIS = "0" * 64
+_FIELDS = ("at", "clinic_id", "user_id", "role", "action", "object_type", "object_id",
+           "patient_id", "outcome", "ip", "detail")
+
+
+def _digest(prev_hash: str, event: AuditEvent) -> str:
+    parts = []
+    for name in _FIELDS:
+        value = getattr(event, name)
+        parts.append(value.strftime("%Y-%m-%dT%H:%M:%S.%f") if name == "at" else ("" if value is None else str(value)))
+    return hashlib.sha256((prev_hash + "\x1f" + "\x1f".join(parts)).encode()).hexdigest()
+
+
+def _actor() -> dict:
+    if not has_request_context():
+        return {"user_id": None, "role": "system", "ip": "", "clinic_id": None}
+    from flask_login import current_user
+
+    user = current_user if current_user and current_user.is_authenticated else None
+    clinic = g.get("clinic")
+    return {
+        "user_id": user.id if user else None,
+        "role": user.role.value if user else "",
+        "ip": request.remote_addr or "",
+        "clinic_id": clinic.id if clinic else None,
+    }
+
+
+def append(session: Session, action: str, *, object_type: str = "", object_id=None,
+           patient_id: int | None = None, outcome: str = "ok", detail: str = "",
+           clinic_id: int | None = None, user_id: int | None = None, actor: dict | None = None) -> AuditEvent:
+    """Add one chained row inside ``session``'s transaction (atomic with the change it records)."""
+    actor = actor or _actor()
+    if session.get_bind().dialect.name == "postgresql":
+        session.exec(text("SELECT pg_advisory_xact_lock(727274)"))  # one writer extends the chain
+    prev = session.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
+    event = AuditEvent(
+        at=utcnow(),
+        clinic_id=clinic_id if clinic_id is not None else actor["clinic_id"],
+        user_id=user_id if user_id is not None else actor["user_id"],
+        role=actor["role"],
+        action=action,
+        object_type=object_type,
+        object_id="" if object_id is None else str(object_id),
+        patient_id=patient_id,
+        outcome=outcome,
+        ip=actor["ip"],
+        detail=detail[:500],
+        prev_hash=prev or GENESIS,
+        hash="",
+    )
+    event.hash = _digest(event.prev_hash, event)
+    session.add(event)
+    session.flush()
+    return event
+
+
+def record(action: str, **kw) -> AuditEvent:
+    """Audit inside the current request's transaction."""
+    from core.db import get_session
+
+    return append(get_session(), action, **kw)
+
+
+def record_denied(action: str, **kw) -> None:
+    """Audit a refusal; written after the request's own work is rolled back, so it always lands."""
+    # who is asking is read now: after the rollback the request's objects are expired
+    g.setdefault("audit_denied", []).append((action, {"outcome": "denied", "actor": _actor(), **kw}))
+
+
+def flush_denied(engine) -> None:
+    from core.db import session_scope
+
+    pending = g.pop("audit_denied", [])
+    if not pending:
+        return
+    with session_scope(engine) as session:
+        for action, kw in pending:
+            append(session, action, **kw)
+
+
+def verify(session: Session) -> tuple[int, AuditEvent | None]:
+    """Walk the chain; return (rows checked, first bad row or None)."""
+    prev = GENESIS
+    count = 0
+    rows = session.exec(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000)
+    for event in rows:
+        count += 1
+        if event.prev_hash != prev or _digest(prev, event) != event.hash:
+            return count, event
+        prev = event.hash
+    return count, None
+
+
+def immutable_trigger_sql(dialect: str, table: str) -> list[str]:
+    """DDL that makes ``table`` reject UPDATE and DELETE at the database, below the app."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+            f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END",
+        ]
+    return [
+        f"CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$ "
+        f"BEGIN RAISE EXCEPTION '{table} is append-only'; END; $$ LANGUAGE plpgsql",
+        f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only()",
+    ]

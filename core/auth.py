@@ -1,0 +1,235 @@
+"""Login, roles and server-side sessions.
+
+Every route declares who may use it (``public``, ``staff(...)``, ``patient_only``); one
+before-request check enforces it, so an undeclared route is refused rather than left open.
+Sessions live in the user_session table: logout, deactivation, password change and the idle
+and absolute timeouts end them on the server, so a copied cookie stops working.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import abort, current_app, g, redirect, request, session, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
+from sqlmodel import select
+
+from core.db import get_session
+from core.models import STAFF_ROLES, Clinic, Membership, Patient, Role, User, UserSession, utcnow
+
+hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+_DUMMY_HASH = hasher.hash("not a real password, used to even out timing")
+login_manager = LoginManager()
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please sign in to continue."
+login_manager.session_protection = None  # our server-side session table does this job
+
+LOCK_AFTER = 5
+LOCK_MINUTES = 15
+MIN_PASSWORD = 12
+
+
+# -- route declarations -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Access:
+    kind: str  # public, staff, patient
+    roles: tuple[str, ...] = ()
+
+
+def public(view):
+    """Anyone, signed in or not."""
+    view.glia_access = Access("public")
+    return view
+
+
+def staff(*roles: Role | str):
+    """Signed-in staff; with ``roles``, only those roles."""
+    names = tuple(r.value if isinstance(r, Role) else r for r in roles) or tuple(r.value for r in STAFF_ROLES)
+
+    def mark(view):
+        view.glia_access = Access("staff", names)
+        return view
+
+    return mark
+
+
+def signed_in(view):
+    """Any signed-in user, staff or patient (their own account pages)."""
+    view.glia_access = Access("user", tuple(r.value for r in Role))
+    return view
+
+
+def patient_only(view):
+    """A signed-in patient, who then sees only their own records."""
+    view.glia_access = Access("patient", ("patient",))
+    return view
+
+
+def access_of(view) -> Access | None:
+    return getattr(view, "glia_access", None)
+
+
+def enforce_access() -> None:
+    """before_request: default deny."""
+    if request.endpoint is None:
+        return  # no route matched: a 404 follows
+    if request.endpoint == "static":
+        return
+    view = current_app.view_functions[request.endpoint]
+    declared = access_of(view)
+    if declared is None:
+        current_app.logger.error("route %s has no access declaration; refused", request.endpoint)
+        abort(403)
+    if declared.kind == "public":
+        return
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()
+    if current_user.role.value not in declared.roles:
+        from core import audit
+
+        audit.record_denied("access.denied", object_type="endpoint", object_id=request.endpoint)
+        abort(403)
+    if declared.kind == "staff" and g.get("clinic") is None:
+        abort(403)
+
+
+# -- passwords ---------------------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    return hasher.hash(password)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """Verify; for an unknown user, spend the same time on a dummy hash."""
+    try:
+        return hasher.verify(user.password_hash if user else _DUMMY_HASH, password) and user is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password: str, *, email: str = "") -> str | None:
+    if len(password) < MIN_PASSWORD:
+        return f"Use at least {MIN_PASSWORD} characters."
+    if len(password) > 1024:
+        return "Use at most 1024 characters."
+    if email and email.split("@")[0].lower() in password.lower():
+        return "Do not include your email name in the password."
+    if password.lower() in _common_passwords():
+        return "That password is too common; choose another."
+    return None
+
+
+def _common_passwords() -> frozenset[str]:
+    from core.validators import COMMON_PASSWORDS
+
+    return COMMON_PASSWORDS
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    sid = session.get("sid")
+    if not sid:
+        return None
+    db = get_session()
+    us = db.get(UserSession, sid)
+    now = utcnow()
+    cfg = current_app.config
+    if us is None or us.ended_at is not None or str(us.user_id) != user_id:
+        return None
+    idle = timedelta(minutes=cfg["GLIA_IDLE_MINUTES"])
+    absolute = timedelta(hours=cfg["GLIA_ABSOLUTE_HOURS"])
+    if now - us.last_seen_at > idle or now - us.created_at > absolute:
+        us.ended_at = now
+        db.add(us)
+        return None
+    user = db.get(User, us.user_id)
+    if user is None or not user.active:
+        us.ended_at = now
+        db.add(us)
+        return None
+    if now - us.last_seen_at > timedelta(seconds=30):
+        us.last_seen_at = now
+        db.add(us)
+    g.user_session = us
+    if us.clinic_id is not None:
+        g.clinic = db.get(Clinic, us.clinic_id)
+    return user
+
+
+def start_session(user: User, clinic_id: int | None) -> UserSession:
+    """Fresh cookie contents and a new server-side session (no fixation)."""
+    session.clear()
+    db = get_session()
+    now = utcnow()
+    us = UserSession(id=secrets.token_urlsafe(32), user_id=user.id, clinic_id=clinic_id,
+                     created_at=now, last_seen_at=now, ip=request.remote_addr or "")
+    db.add(us)
+    db.flush()
+    session["sid"] = us.id
+    session.permanent = True
+    login_user(user)
+    g.user_session = us
+    g.clinic = db.get(Clinic, clinic_id) if clinic_id else None
+    return us
+
+
+def end_session() -> None:
+    us = g.get("user_session")
+    if us is not None:
+        us.ended_at = utcnow()
+        get_session().add(us)
+    logout_user()
+    session.clear()
+
+
+def end_other_sessions(user: User, keep: str | None = None) -> int:
+    db = get_session()
+    rows = db.exec(select(UserSession).where(UserSession.user_id == user.id,
+                                             UserSession.ended_at.is_(None))).all()
+    n = 0
+    for us in rows:
+        if us.id != keep:
+            us.ended_at = utcnow()
+            db.add(us)
+            n += 1
+    return n
+
+
+def clinics_of(user: User) -> list[Clinic]:
+    db = get_session()
+    if user.role == Role.patient:
+        return list(db.exec(select(Clinic).join(Patient, Patient.clinic_id == Clinic.id)
+                            .where(Patient.user_id == user.id)).all())
+    return list(db.exec(select(Clinic).join(Membership, Membership.clinic_id == Clinic.id)
+                        .where(Membership.user_id == user.id).order_by(Clinic.name)).all())
+
+
+def current_patient() -> Patient:
+    """The signed-in patient's own record in the current clinic, or 404."""
+    clinic = g.get("clinic")
+    patient = get_session().exec(select(Patient).where(
+        Patient.user_id == current_user.id, Patient.clinic_id == (clinic.id if clinic else -1))).first()
+    if patient is None:
+        abort(404)
+    return patient
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site relative paths; anything else goes to ``default``."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def home_url(user: User) -> str:
+    return url_for("portal.home") if user.role == Role.patient else url_for("dashboard.index")

@@ -1,0 +1,275 @@
+"""The ``glia`` command: a Flask CLI group (run, routes and shell come free) plus Glia's own."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from sqlmodel import select
+
+from core import create_app
+from core.models import Clinic
+
+
+def _app_for_cli():
+    """Shell commands serve no cookies, so they need no secret key (gunicorn's app does)."""
+    return create_app({"GLIA_CLI": True})
+
+
+cli = FlaskGroup(create_app=_app_for_cli, add_version_option=False, help="Glia practice management.")
+
+
+def _bare_app(**config):
+    """An app for commands that build or inspect the schema themselves."""
+    try:
+        return create_app({"GLIA_CLI": True, **config}, check_schema=False)
+    except Exception as exc:  # noqa: BLE001 - startup errors are for the operator, plainly
+        raise click.ClickException(str(exc)) from None
+
+
+def _clinic(session, slug: str) -> Clinic:
+    clinic = session.exec(select(Clinic).where(Clinic.slug == slug)).first()
+    if clinic is None:
+        raise click.ClickException(f"no clinic with slug {slug!r}")
+    return clinic
+
+
+# -- demo and init -----------------------------------------------------------------------
+
+def _demo_secret() -> str:
+    path = Path("instance") / "secret_key"
+    path.parent.mkdir(exist_ok=True)
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@cli.command("demo", with_appcontext=False)
+@click.option("--no-serve", is_flag=True, help="Only build the demo database.")
+@click.option("--port", default=5000, show_default=True)
+def demo_command(no_serve: bool, port: int):
+    """Build (if missing) a demo database of two fictional clinics and serve it on 127.0.0.1."""
+    from core import demo, migrate
+    from core.db import session_scope
+
+    Path("instance").mkdir(exist_ok=True)
+    app = _bare_app(GLIA_ENV="development", SECRET_KEY=_demo_secret())
+    ext = app.extensions["glia"]
+    with app.app_context():
+        migrate.upgrade(ext)
+        with session_scope(ext.engine) as session:
+            seeded = demo.seed(session, ext) if demo.is_empty(session) else False
+        click.echo("Demo database " + ("created." if seeded else "already present; left as it is."))
+    click.echo(demo.logins_text())
+    if no_serve:
+        return
+    click.echo(f"Serving on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+
+
+@cli.command("init", with_appcontext=False)
+@click.option("--clinic-name", prompt=True)
+@click.option("--slug", prompt=True, help="Short name used on the command line, e.g. stillwater.")
+@click.option("--timezone", default="America/New_York", show_default=True, prompt=True)
+@click.option("--admin-email", prompt=True)
+@click.option("--admin-name", prompt=True)
+@click.option("--admin-password", prompt=True, hide_input=True, confirmation_prompt=True)
+def init_command(clinic_name, slug, timezone, admin_email, admin_name, admin_password):
+    """Create a clinic and its first administrator in a migrated database."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from core import audit
+    from core.auth import hash_password, password_problem
+    from core.db import session_scope
+    from core.models import Membership, Role, User, utcnow
+
+    app = create_app({"GLIA_CLI": True})
+    ext = app.extensions["glia"]
+    problem = password_problem(admin_password, email=admin_email)
+    if problem:
+        raise click.ClickException(problem)
+    try:
+        ZoneInfo(timezone)
+    except ZoneInfoNotFoundError:
+        raise click.ClickException(f"unknown time zone {timezone!r}") from None
+    with app.app_context(), session_scope(ext.engine) as session:
+        if session.exec(select(Clinic).where(Clinic.slug == slug)).first():
+            raise click.ClickException(f"a clinic with slug {slug!r} exists already")
+        clinic = Clinic(slug=slug, name=clinic_name, timezone=timezone, created_at=utcnow())
+        session.add(clinic)
+        user = session.exec(select(User).where(User.email == admin_email.lower())).first()
+        if user is None:
+            user = User(email=admin_email.lower(), name=admin_name, role=Role.admin,
+                        password_hash=hash_password(admin_password), created_at=utcnow())
+            session.add(user)
+        session.flush()
+        session.add(Membership(user_id=user.id, clinic_id=clinic.id))
+        audit.append(session, "clinic.created", object_type="clinic", object_id=clinic.id, clinic_id=clinic.id)
+    click.echo(f"Created clinic {slug} with administrator {admin_email}.")
+
+
+# -- database ----------------------------------------------------------------------------
+
+@cli.group("db")
+def db_group():
+    """Schema migrations (core and every plugin)."""
+
+
+@db_group.command("upgrade", with_appcontext=False)
+def db_upgrade():
+    """Bring the database to the current schema."""
+    from core import migrate
+
+    url = os.environ.get("GLIA_DATABASE_URL", "")
+    if not url:
+        Path("instance").mkdir(exist_ok=True)
+    app = _bare_app()
+    with app.app_context():
+        done = migrate.upgrade(app.extensions["glia"])
+    click.echo("Up to date: " + ", ".join(done))
+
+
+@db_group.command("check", with_appcontext=False)
+def db_check():
+    """Fail if any model and its migrations disagree."""
+    from core import migrate
+
+    app = _bare_app()
+    with app.app_context():
+        drift = migrate.check(app.extensions["glia"])
+    if drift:
+        raise click.ClickException("models and migrations disagree:\n" + "\n".join(drift))
+    click.echo("Models and migrations agree.")
+
+
+@db_group.command("revision", with_appcontext=False)
+@click.argument("package")
+@click.option("-m", "--message", required=True)
+def db_revision(package: str, message: str):
+    """Autogenerate a migration for PACKAGE (core or a plugin name)."""
+    from core import migrate
+
+    app = _bare_app()
+    ext = app.extensions["glia"]
+    if package not in migrate.packages(ext):
+        raise click.ClickException(f"{package!r} has no migrations/versions folder")
+    with app.app_context():
+        migrate.revision(ext, package, message)
+
+
+# -- plugins -----------------------------------------------------------------------------
+
+@cli.group("plugins")
+def plugins_group():
+    """List plugins; enable or disable them per clinic."""
+
+
+@plugins_group.command("list")
+@with_appcontext
+def plugins_list():
+    """Installed plugins, their hooks, and where each is enabled."""
+    from core.db import session_scope
+    from core.plugin_state import states
+
+    ext = current_app.extensions["glia"]
+    with session_scope(ext.engine, write=False) as session:
+        clinics = session.exec(select(Clinic).order_by(Clinic.slug)).all()
+        state = states(session, [c.id for c in clinics])
+    for name, info in ext.plugins.items():
+        where = ", ".join(
+            f"{c.slug}:{'on' if state.get((c.id, name)) is None or state[(c.id, name)].enabled else 'off'}"
+            for c in clinics)
+        click.echo(f"{name} {info.version}  {info.description}")
+        click.echo(f"    hooks: {', '.join(info.hooks)}")
+        click.echo(f"    clinics: {where or '(none yet)'}")
+    for name in ext.blocked:
+        click.echo(f"{name}  (blocked by GLIA_BLOCKED_PLUGINS)")
+
+
+def _toggle(name: str, slug: str, enabled: bool) -> None:
+    from core.db import session_scope
+    from core.plugin_state import UnknownPlugin, set_enabled
+
+    ext = current_app.extensions["glia"]
+    with session_scope(ext.engine) as session:
+        clinic = _clinic(session, slug)
+        try:
+            set_enabled(session, clinic, name, enabled, plugins=ext.plugins)
+        except UnknownPlugin:
+            raise click.ClickException(f"no loaded plugin named {name!r}") from None
+    click.echo(f"{name} {'enabled' if enabled else 'disabled'} for {slug}.")
+
+
+@plugins_group.command("enable")
+@click.argument("name")
+@click.option("--clinic", "slug", required=True)
+@with_appcontext
+def plugins_enable(name, slug):
+    """Enable plugin NAME for a clinic."""
+    _toggle(name, slug, True)
+
+
+@plugins_group.command("disable")
+@click.argument("name")
+@click.option("--clinic", "slug", required=True)
+@with_appcontext
+def plugins_disable(name, slug):
+    """Disable plugin NAME for a clinic (its data stays)."""
+    _toggle(name, slug, False)
+
+
+# -- audit -------------------------------------------------------------------------------
+
+@cli.group("audit")
+def audit_group():
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify():
+    """Check the hash chain; names the first bad entry."""
+    from core import audit
+    from core.db import session_scope
+
+    with session_scope(current_app.extensions["glia"].engine, write=False) as session:
+        count, bad = audit.verify(session)
+    if bad is not None:
+        click.echo(f"audit chain broken at entry {bad.id} (entry {count} of the chain)", err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {count} entries")
+
+
+def _register_plugin_commands() -> None:
+    """Plugins add their commands (e.g. `glia billing superbills`) through register_commands."""
+    from core.plugins import PluginLoadError, build_manager
+
+    blocked = [n.strip() for n in os.environ.get("GLIA_BLOCKED_PLUGINS", "").split(",") if n.strip()]
+    try:
+        pm, loaded, _ = build_manager(None, blocked)
+    except PluginLoadError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    for impl in sorted(pm.hook.register_commands.get_hookimpls(), key=lambda i: i.plugin_name):
+        if impl.plugin_name in loaded:
+            impl.function(*[{"cli": cli}[a] for a in impl.argnames])
+
+
+def main() -> None:
+    _register_plugin_commands()
+    try:
+        cli.main(prog_name="glia")
+    except Exception as exc:  # startup errors (config, schema, plugins) end with a clear line
+        from core.config import ConfigError
+        from core.migrate import SchemaError
+        from core.plugins import PluginLoadError
+
+        if isinstance(exc, (ConfigError, SchemaError, PluginLoadError)):
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        raise

@@ -1,0 +1,50 @@
+"""Configuration from GLIA_* environment variables, with safe production defaults."""
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+
+from flask import Flask
+
+KNOWN_BAD_SECRETS = {"", "dev", "change-me", "changeme", "secret", "glia", "development"}
+
+
+class ConfigError(RuntimeError):
+    """The deployment is configured unsafely; startup stops."""
+
+
+def load(app: Flask, overrides: dict) -> None:
+    env = overrides.get("GLIA_ENV") or os.environ.get("GLIA_ENV", "production")
+    prod = env == "production"
+    secret = overrides.get("SECRET_KEY") or os.environ.get("GLIA_SECRET_KEY", "")
+    app.config.update(
+        GLIA_ENV=env,
+        GLIA_DATABASE_URL=os.environ.get("GLIA_DATABASE_URL"),
+        GLIA_BLOCKED_PLUGINS=os.environ.get("GLIA_BLOCKED_PLUGINS", ""),
+        GLIA_IDLE_MINUTES=int(os.environ.get("GLIA_IDLE_MINUTES", "15")),
+        GLIA_ABSOLUTE_HOURS=int(os.environ.get("GLIA_ABSOLUTE_HOURS", "12")),
+        GLIA_LOGIN_RATE=os.environ.get("GLIA_LOGIN_RATE", "30 per 5 minutes"),
+        SECRET_KEY=secret or secrets.token_hex(32),  # a CLI run serves no cookies
+        SESSION_COOKIE_NAME="__Host-glia" if prod else "glia_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=prod,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        MAX_FORM_MEMORY_SIZE=512 * 1024,
+        MAX_FORM_PARTS=1000,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (server-ended) session
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_HEADERS_ENABLED=False,
+        TEMPLATES_AUTO_RELOAD=not prod,
+    )
+    app.config.update(overrides)
+    if app.config["GLIA_ENV"] == "production" and not app.config.get("GLIA_CLI"):
+        if app.debug or app.config.get("DEBUG"):
+            raise ConfigError("refusing to start: debug mode is on in production")
+        if secret.strip().lower() in KNOWN_BAD_SECRETS or len(secret) < 32:
+            raise ConfigError(
+                "refusing to start: set GLIA_SECRET_KEY to a random value of 32+ characters "
+                "(python -c 'import secrets; print(secrets.token_hex(32))')"
+            )

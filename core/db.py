@@ -1,0 +1,105 @@
+"""Engine and session handling, the same on SQLite and PostgreSQL.
+
+SQLite gets the pysqlite recipe (we emit BEGIN ourselves so savepoints work). Its
+transactions start with BEGIN IMMEDIATE, taking the write lock up front, because
+SQLAlchemy ignores FOR UPDATE there and a read that later writes could otherwise fail;
+read-only sessions ask for a deferred BEGIN instead.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from flask import current_app, g
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session, create_engine
+
+DEFAULT_URL = "sqlite:///instance/glia.db"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """GLIA_DATABASE_URL wins over the default file under ./instance."""
+    return explicit or os.environ.get("GLIA_DATABASE_URL") or DEFAULT_URL
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "IMMEDIATE"))
+
+    return engine
+
+
+def sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return Path(parsed.database)
+    return None
+
+
+def new_session(engine: Engine, *, write: bool = True) -> Session:
+    """A session; a read-only one (write=False) does not take SQLite's write lock."""
+    session = Session(engine, expire_on_commit=False)
+    if not write and is_sqlite(engine):
+        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
+    return session
+
+
+@contextmanager
+def session_scope(engine: Engine, *, write: bool = True):
+    """Commit on success, roll back on any error: nothing half-written."""
+    session = new_session(engine, write=write)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db" not in g:
+        g.db = new_session(current_app.extensions["glia"].engine, write=True)
+    return g.db
+
+
+def finish_request_session(commit: bool) -> bool:
+    """Commit (or roll back) the request's work before the response leaves; True if committed."""
+    session = g.get("db")
+    if session is None:
+        return commit
+    if commit:
+        session.commit()
+    else:
+        session.rollback()
+    return commit
+
+
+def close_request_session(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()

@@ -1,0 +1,117 @@
+"""Calling plugins for one clinic: the cached relay and the isolating dispatcher.
+
+A disabled plugin is left out of the clinic's relay, so it is never called for that clinic.
+Collections and events call each implementation on its own, inside a savepoint: one plugin
+that raises loses its part (and its writes) while the page and the other plugins go on.
+"""
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import pluggy
+from flask import current_app, g
+from sqlmodel import select
+
+from core.models import Clinic, PluginState
+from core.slots import PluginError
+
+log = logging.getLogger("glia.plugins")
+
+
+def enabled_plugins(clinic: Clinic | None) -> frozenset[str]:
+    """Names of the loaded plugins enabled for ``clinic`` (enabled unless switched off)."""
+    ext = current_app.extensions["glia"]
+    if clinic is None:
+        return frozenset()
+    cache = g.setdefault("_enabled_plugins", {})
+    if clinic.id not in cache:
+        from core.db import get_session
+
+        rows = get_session().exec(
+            select(PluginState.plugin, PluginState.enabled).where(PluginState.clinic_id == clinic.id)
+        ).all()
+        off = {name for name, enabled in rows if not enabled}
+        cache[clinic.id] = frozenset(name for name in ext.plugins if name not in off)
+    return cache[clinic.id]
+
+
+class Relay:
+    """The hooks as one clinic sees them."""
+
+    def __init__(self, pm: pluggy.PluginManager, enabled: frozenset[str], all_plugins: frozenset[str]):
+        self.pm = pm
+        self.enabled = enabled
+        self._removed = [pm.get_plugin(n) for n in sorted(all_plugins - enabled)]
+        self._callers: dict[str, object] = {}
+
+    def impls(self, hook: str):
+        keep = set(map(id, self._removed))
+        return [i for i in getattr(self.pm.hook, hook).get_hookimpls() if id(i.plugin) not in keep]
+
+    def call(self, hook: str, **kwargs):
+        """Plain pluggy call restricted to this clinic (used for firstresult decisions)."""
+        if hook not in self._callers:
+            self._callers[hook] = self.pm.subset_hook_caller(hook, remove_plugins=self._removed)
+        return self._callers[hook](**kwargs)
+
+    def collect(self, hook: str, expect: type | None = None, **kwargs) -> tuple[list, list[PluginError]]:
+        """Call each implementation in isolation and flatten the lists they return.
+
+        With ``expect``, a value of another type is dropped and reported as that plugin's error.
+        """
+        results, errors = [], []
+        for impl, value in self._each(hook, kwargs, errors):
+            values = value if isinstance(value, (list, tuple)) else [] if value is None else [value]
+            bad = [v for v in values if expect is not None and not isinstance(v, expect)]
+            if bad:
+                log.error("plugin %s returned %s from %s, expected %s",
+                          impl.plugin_name, type(bad[0]).__name__, hook, expect.__name__)
+                errors.append(PluginError(impl.plugin_name, hook))
+                continue
+            results.extend(values)
+        return results, errors
+
+    def fire(self, hook: str, **kwargs) -> list[PluginError]:
+        """Dispatch an event to every enabled implementation, each isolated."""
+        errors: list[PluginError] = []
+        for _ in self._each(hook, kwargs, errors):
+            pass
+        return errors
+
+    def _each(self, hook: str, kwargs: dict, errors: list[PluginError]):
+        from core.db import get_session
+
+        session = get_session()
+        # pluggy calls the last registered first; we keep plugin (name) order instead.
+        for impl in reversed(self.impls(hook)):
+            args = [kwargs[name] for name in impl.argnames]
+            savepoint = session.begin_nested()
+            try:
+                value = impl.function(*args)
+                session.flush()
+            except Exception:  # noqa: BLE001 - isolation is the point
+                if savepoint.is_active:
+                    savepoint.rollback()
+                log.exception("plugin %s raised in hook %s", impl.plugin_name, hook)
+                errors.append(PluginError(impl.plugin_name, hook))
+                continue
+            if savepoint.is_active:
+                savepoint.commit()
+            yield impl, value
+
+
+@lru_cache(maxsize=256)
+def _relay(pm: pluggy.PluginManager, enabled: frozenset[str], all_plugins: frozenset[str]) -> Relay:
+    return Relay(pm, enabled, all_plugins)
+
+
+def relay(clinic: Clinic | None) -> Relay:
+    """The cached relay for ``clinic``; clinics with the same enabled set share one."""
+    ext = current_app.extensions["glia"]
+    return _relay(ext.pm, enabled_plugins(clinic), frozenset(ext.plugins))
+
+
+def ordered(items: list, *, key=lambda i: (getattr(i, "order", 100), getattr(i, "title", getattr(i, "label", "")))):
+    """Sort hook results by their explicit order, then by title, so output never depends on load order."""
+    return sorted(items, key=key)

@@ -1,0 +1,10 @@
+"""Core blueprints."""
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from core.views import admin, auth, dashboard, nav, portal
+
+    for module in (auth, dashboard, admin, portal):
+        app.register_blueprint(module.bp)
+    app.extensions["glia"].pm.register(nav, name="core.nav")

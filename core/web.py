@@ -1,0 +1,127 @@
+"""Wires the web layer: auth, CSRF, rate limits, headers, errors, the plugin 404 guard."""
+from __future__ import annotations
+
+import logging
+import secrets
+import traceback
+
+from flask import Flask, current_app, g, render_template, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
+from flask_wtf import CSRFProtect
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, NotFound
+
+from core import audit, auth, db, hooks
+from core.slots import NavItem
+
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+log = logging.getLogger("glia")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+def init_app(app: Flask) -> None:
+    auth.login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from core.views import register
+
+    register(app)
+
+    app.before_request(_guard_disabled_plugin)
+    app.before_request(auth.enforce_access)
+    app.after_request(_finish)
+    app.teardown_appcontext(db.close_request_session)
+    app.context_processor(_template_context)
+    _register_filters(app)
+    for code in (400, 403, 404, 405, 409, 413, 422, 429):
+        app.register_error_handler(code, _http_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def _guard_disabled_plugin():
+    """A disabled plugin's routes answer 404 for that clinic, as if they did not exist."""
+    bp = request.blueprint
+    owner = current_app.extensions["glia"].blueprint_owner.get(bp or "")
+    if owner is None:
+        return
+    # current_user loads the session (and g.clinic) before we look at the clinic
+    if current_user.is_authenticated and owner not in hooks.enabled_plugins(g.get("clinic")):
+        raise NotFound()
+
+
+def _finish(response):
+    """Commit the request's work before the response leaves; then headers."""
+    committed = db.finish_request_session(commit=response.status_code < 400)
+    audit.flush_denied(current_app.extensions["glia"].engine)
+    if committed:
+        for event, kwargs in g.pop("after_commit", []):
+            hooks.relay(kwargs["clinic"]).fire(event, **kwargs)
+        if g.get("db") is not None:
+            g.db.commit()
+    return _security_headers(response)
+
+
+def after_commit(event: str, **kwargs) -> None:
+    """Queue an event hook to run once this request's transaction has committed."""
+    g.setdefault("after_commit", []).append((event, kwargs))
+
+
+def _security_headers(response):
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h["X-Content-Type-Options"] = "nosniff"
+    h["Referrer-Policy"] = "same-origin"
+    h["X-Frame-Options"] = "DENY"
+    if current_app.config["GLIA_ENV"] == "production":
+        h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if current_user and current_user.is_authenticated or response.mimetype == "application/pdf":
+        h["Cache-Control"] = "no-store"
+    return response
+
+
+def _template_context():
+    user = current_user if current_user.is_authenticated else None
+    clinic = g.get("clinic")
+    nav: list[NavItem] = []
+    if user is not None and user.is_staff:
+        items, _errors = hooks.relay(clinic).collect("nav_items", expect=NavItem, clinic=clinic, user=user)
+        nav = [i for i in hooks.ordered(items) if user.role.value in i.roles]
+    return {"current_clinic": clinic, "nav": nav,
+            "user_clinics": auth.clinics_of(user) if user and user.is_staff else []}
+
+
+def _register_filters(app: Flask) -> None:
+    from core import formatting
+
+    app.jinja_env.filters.update(formatting.FILTERS)
+
+
+def _http_error(err: HTTPException):
+    return render_template("error.html", code=err.code, title=err.name,
+                           message=err.description if err.code in (400, 409, 413, 422, 429) else ""), err.code
+
+
+def _csrf_error(err: CSRFError):
+    return render_template("error.html", code=400, title="Form expired",
+                           message="This form expired or was sent from elsewhere. Go back, reload and try again."), 400
+
+
+def _unexpected_error(err: Exception):
+    if isinstance(err, HTTPException):
+        return _http_error(err)
+    ref = secrets.token_hex(4)
+    # the exception text may hold submitted values: log the type and where, not the message
+    log.error("unhandled %s in %s [ref %s]\n%s", type(err).__name__, request.endpoint, ref,
+              "".join(traceback.format_tb(err.__traceback__)))
+    s = g.get("db")
+    if s is not None:
+        s.rollback()
+    return render_template("error.html", code=500, title="Something went wrong",
+                           message=f"The error has been logged with reference {ref}.", ref=ref), 500

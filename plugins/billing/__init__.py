@@ -1,0 +1,1 @@
+"""Private-pay billing: fee schedule, invoices, payments, superbills and Good Faith Estimates."""

@@ -1,0 +1,1 @@
+"""Versioned consents with e-signatures and contraindication screening that gates treatment."""

@@ -1,0 +1,1 @@
+"""Care-coordination letters to outside psychiatrists, therapists and primary care."""
