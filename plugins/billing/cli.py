@@ -1,0 +1,4 @@
+import click
+@click.group("billing")
+def billing_group():
+    """Billing."""

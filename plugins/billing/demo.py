@@ -1,0 +1,2 @@
+def seed(session, clinic):
+    pass
