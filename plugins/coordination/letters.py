@@ -1,0 +1,222 @@
+"""Writing, signing and sending letters, and working out which letters are due.
+
+Used by the views and by the demo seed, so both go through the same rules. Nothing here
+commits: callers own the transaction (the request, or the seed's session).
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from core import audit
+from core.models import (CareTeamMember, Clinic, ClinicianKind, Medication, OutsideClinician, Patient,
+                         SessionStatus, TreatmentSession, User, utcnow)
+from plugins.coordination import compose
+from plugins.coordination.models import (CoordinationDisclosure, CoordinationDocument, CoordinationDue,
+                                         CoordinationLetter)
+
+PLUGIN = "coordination"
+METHODS = {"fax": "Fax", "mail": "Mail", "secure_email": "Secure email", "hand_delivery": "Hand delivery"}
+PROGRESS = "progress"
+CONCERN = "medication_concern"
+INDUCTION_KEY = "induction"
+
+
+class LetterProblem(ValueError):
+    """A request that cannot be done as asked; the message is shown to the user."""
+
+
+def care_team(session: Session, clinic: Clinic, patient_id: int) -> list[tuple[CareTeamMember, OutsideClinician]]:
+    return session.exec(select(CareTeamMember, OutsideClinician).join(
+        OutsideClinician, OutsideClinician.id == CareTeamMember.clinician_id).where(
+        CareTeamMember.clinic_id == clinic.id, CareTeamMember.patient_id == patient_id,
+        OutsideClinician.clinic_id == clinic.id).order_by(CareTeamMember.role, OutsideClinician.name)).all()
+
+
+def create_draft(session: Session, clinic: Clinic, patient: Patient, *, kind: str, recipient_id: int | None,
+                 user: User, settings: dict) -> CoordinationLetter:
+    """A new draft, pre-filled with the kind's wording. Recipients come from the patient's care team."""
+    specs = compose.kinds(settings)
+    if kind not in specs:
+        raise LetterProblem("Choose one of the letter kinds.")
+    team = {c.id: c for _m, c in care_team(session, clinic, patient.id)}
+    if recipient_id not in team:
+        raise LetterProblem("Choose a recipient from this patient's care team.")
+    last = session.exec(select(TreatmentSession.modality).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id)
+        .order_by(TreatmentSession.scheduled_at.desc()).limit(1)).first()
+    now = utcnow()
+    letter = CoordinationLetter(
+        clinic_id=clinic.id, patient_id=patient.id, recipient_id=recipient_id, kind=kind,
+        fields=compose.default_fields(specs[kind], patient, last.value if last else None),
+        created_by_id=user.id, created_at=now, updated_at=now)
+    session.add(letter)
+    session.flush()
+    return letter
+
+
+def sign(session: Session, clinic: Clinic, letter: CoordinationLetter, signer: User, *, settings: dict,
+         extra_sections: list, render: Callable[[dict], bytes]) -> CoordinationDocument:
+    """Freeze the draft into an immutable PDF with its SHA-256; resolves a due progress letter."""
+    if letter.status != "draft":
+        raise LetterProblem("This letter is already signed and can no longer be changed.")
+    spec = compose.kinds(settings)[letter.kind]
+    ctx = compose.compose(session, clinic, letter, spec=spec, signer=signer, extra_sections=extra_sections)
+    ctx["signed_on"] = ctx["today"]
+    pdf = render(ctx)
+    now = utcnow()
+    doc = CoordinationDocument(
+        clinic_id=clinic.id, patient_id=letter.patient_id, recipient_id=letter.recipient_id, kind=letter.kind,
+        pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest(), contents=ctx["contents"],
+        flagged_medication_ids=[c["med"].id for c in ctx["flagged"]], signed_by_id=signer.id, signed_at=now)
+    session.add(doc)
+    session.flush()
+    letter.status = "signed"
+    letter.document_id = doc.id
+    letter.updated_at = now
+    letter.version += 1
+    session.add(letter)
+    if letter.kind == PROGRESS:
+        for due in session.exec(select(CoordinationDue).where(
+                CoordinationDue.clinic_id == clinic.id, CoordinationDue.patient_id == letter.patient_id,
+                CoordinationDue.kind == PROGRESS, CoordinationDue.resolved_at.is_(None))).all():
+            due.resolved_at, due.resolution, due.resolved_by_id = now, "signed", signer.id
+            session.add(due)
+    audit.append(session, "coordination.letter_signed", object_type="coordination_document", object_id=doc.id,
+                 patient_id=letter.patient_id, clinic_id=clinic.id, detail=f"kind={letter.kind} sha256={doc.sha256[:16]}")
+    return doc
+
+
+def permission_problem(session: Session, clinic: Clinic, doc: CoordinationDocument, settings: dict,
+                       on: date) -> str | None:
+    if not settings.get("require_patient_permission"):
+        return None
+    if compose.active_permissions(session, clinic, doc.patient_id, doc.recipient_id, on):
+        return None
+    return ("This clinic requires the patient's permission to share with this recipient, and none is on file "
+            "for that date (missing, expired or revoked). Record the patient's permission first.")
+
+
+def record_disclosure(session: Session, clinic: Clinic, doc: CoordinationDocument, *, method: str, sent_on: date,
+                      user: User, settings: dict) -> CoordinationDisclosure:
+    """Log one disclosure (date, patient, recipient, user, what was sent) and audit it."""
+    if method not in METHODS:
+        raise LetterProblem("Choose how the letter was sent: fax, mail, secure email or hand delivery.")
+    if sent_on < compose.local_day(clinic, doc.signed_at):
+        raise LetterProblem("The letter cannot have been sent before it was signed.")
+    if sent_on > compose.clinic_today(clinic):
+        raise LetterProblem("The date sent cannot be in the future.")
+    problem = permission_problem(session, clinic, doc, settings, sent_on)
+    if problem:
+        raise LetterProblem(problem)
+    row = CoordinationDisclosure(
+        clinic_id=clinic.id, patient_id=doc.patient_id, recipient_id=doc.recipient_id, document_id=doc.id,
+        method=method, sent_on=sent_on, description=f"{doc.contents} [sha256 {doc.sha256}]"[:1000],
+        user_id=user.id, recorded_at=utcnow())
+    session.add(row)
+    session.flush()
+    audit.append(session, "coordination.disclosed", object_type="coordination_disclosure", object_id=row.id,
+                 patient_id=doc.patient_id, clinic_id=clinic.id, detail=f"document={doc.id} method={method}")
+    return row
+
+
+# -- due letters ------------------------------------------------------------------------------
+
+
+def psychiatrist_of(session: Session, clinic: Clinic, patient_id: int) -> int | None:
+    return session.exec(select(CareTeamMember.clinician_id).where(
+        CareTeamMember.clinic_id == clinic.id, CareTeamMember.patient_id == patient_id,
+        CareTeamMember.role == ClinicianKind.psychiatrist).order_by(CareTeamMember.id).limit(1)).first()
+
+
+def note_treatment_completed(session: Session, clinic: Clinic, patient_id: int, settings: dict) -> CoordinationDue | None:
+    """After a discharge: once the induction series is complete, a progress letter becomes due (once)."""
+    needed = int(settings.get("induction_sessions") or 6)
+    done = session.exec(select(func.count()).select_from(TreatmentSession).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id,
+        TreatmentSession.status == SessionStatus.discharged)).one()
+    if done < needed:
+        return None
+    exists = session.exec(select(CoordinationDue.id).where(
+        CoordinationDue.clinic_id == clinic.id, CoordinationDue.patient_id == patient_id,
+        CoordinationDue.kind == PROGRESS, CoordinationDue.key == INDUCTION_KEY)).first()
+    sent = session.exec(select(CoordinationDocument.id).where(
+        CoordinationDocument.clinic_id == clinic.id, CoordinationDocument.patient_id == patient_id,
+        CoordinationDocument.kind == PROGRESS)).first()
+    if exists or sent:
+        return None
+    due = CoordinationDue(clinic_id=clinic.id, patient_id=patient_id, kind=PROGRESS, key=INDUCTION_KEY,
+                          recipient_id=psychiatrist_of(session, clinic, patient_id), created_at=utcnow())
+    session.add(due)
+    session.flush()
+    return due
+
+
+@dataclass
+class DueLetter:
+    patient: Patient
+    kind: str
+    reason: str
+    recipient_id: int | None = None
+    due_id: int | None = None
+    medications: list[Medication] = field(default_factory=list)
+
+
+def due_letters(session: Session, clinic: Clinic, patient_ids: list[int] | None = None) -> list[DueLetter]:
+    """Open due letters for the clinic (or some patients), in a fixed number of queries.
+
+    A medication concern is due for a current medication that the rules flag, that was added
+    after the patient's first signed letter (so the outside clinician has not heard of it),
+    that no signed letter has flagged yet, and that nobody dismissed.
+    """
+    def scoped(stmt, model):
+        stmt = stmt.where(model.clinic_id == clinic.id)
+        return stmt.where(model.patient_id.in_(patient_ids)) if patient_ids is not None else stmt
+
+    open_rows = session.exec(scoped(select(CoordinationDue), CoordinationDue).where(
+        CoordinationDue.kind == PROGRESS, CoordinationDue.resolved_at.is_(None))
+        .order_by(CoordinationDue.created_at)).all()
+    first_letter = dict(session.exec(scoped(select(CoordinationDocument.patient_id, func.min(CoordinationDocument.signed_at)),
+                                            CoordinationDocument).group_by(CoordinationDocument.patient_id)).all())
+    covered: set[int] = set()
+    if first_letter:
+        for ids in session.exec(scoped(select(CoordinationDocument.flagged_medication_ids), CoordinationDocument)).all():
+            covered.update(ids or [])
+    dismissed = {k for k in session.exec(scoped(select(CoordinationDue.key), CoordinationDue).where(
+        CoordinationDue.kind == CONCERN)).all()}
+    concerns: dict[int, list[Medication]] = {}
+    if first_letter:
+        meds = session.exec(scoped(select(Medication), Medication).where(
+            Medication.is_trial.is_(False), Medication.stop_date.is_(None),
+            Medication.patient_id.in_(list(first_letter))).order_by(Medication.id)).all()
+        for m in meds:
+            if (compose.is_flagged(m) and m.id not in covered and f"med:{m.id}" not in dismissed
+                    and m.created_at is not None and m.created_at > first_letter[m.patient_id]):
+                concerns.setdefault(m.patient_id, []).append(m)
+    wanted = {r.patient_id for r in open_rows} | set(concerns)
+    patients = {p.id: p for p in session.exec(select(Patient).where(
+        Patient.clinic_id == clinic.id, Patient.id.in_(wanted)))} if wanted else {}
+    psychiatrists: dict[int, int] = {}
+    if concerns:
+        for pid, cid in session.exec(select(CareTeamMember.patient_id, CareTeamMember.clinician_id).where(
+                CareTeamMember.clinic_id == clinic.id, CareTeamMember.patient_id.in_(list(concerns)),
+                CareTeamMember.role == ClinicianKind.psychiatrist).order_by(CareTeamMember.id.desc())).all():
+            psychiatrists[pid] = cid  # the first one wins: rows come newest first
+    out = [DueLetter(patients[r.patient_id], PROGRESS, "Induction series complete", r.recipient_id, r.id)
+           for r in open_rows if r.patient_id in patients]
+    for pid, meds in concerns.items():
+        out.append(DueLetter(patients[pid], CONCERN, "New interacting medication: " + ", ".join(m.name for m in meds),
+                             psychiatrists.get(pid), None, meds))
+    return out
+
+
+def dismiss_concern(session: Session, clinic: Clinic, med: Medication, user: User) -> None:
+    now = utcnow()
+    session.add(CoordinationDue(clinic_id=clinic.id, patient_id=med.patient_id, kind=CONCERN, key=f"med:{med.id}",
+                                created_at=now, resolved_at=now, resolution="dismissed", resolved_by_id=user.id))
+    session.flush()
