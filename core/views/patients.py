@@ -1,0 +1,394 @@
+"""Patients: the list with search, create/edit, and the chart.
+
+Search terms are PHI, so the search is a POST form and its results page through POSTs too;
+no name or date of birth ever lands in a URL. Every id in a URL is looked up within the
+current clinic, and every read of patient data writes one audit row.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_
+from sqlmodel import select
+
+from core import audit, hooks, scoring
+from core.auth import staff
+from core.db import get_session
+from core.forms import SEXES, Form, local_datetime
+from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
+                         OutsideClinician, Patient, Provider, TreatmentSession, utcnow)
+from core.slots import Panel
+from core.validators import icd10_description, icd10_problem
+from core.web import after_commit
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+PAGE_SIZE = 25
+CLINICAL_ROLES = ("admin", "manager", "clinician")  # front desk sees demographics and the schedule only
+CHARTING_ROLES = ("admin", "clinician")
+ANSWERS = ["Not at all", "Several days", "More than half the days", "Nearly every day"]
+QUESTIONS = {
+    Instrument.phq9: ["Little interest or pleasure in doing things", "Feeling down, depressed, or hopeless",
+                      "Trouble falling or staying asleep, or sleeping too much", "Feeling tired or having little energy",
+                      "Poor appetite or overeating", "Feeling bad about yourself, or that you are a failure",
+                      "Trouble concentrating on things", "Moving or speaking slowly, or being fidgety or restless",
+                      "Thoughts that you would be better off dead, or of hurting yourself"],
+    Instrument.gad7: ["Feeling nervous, anxious, or on edge", "Not being able to stop or control worrying",
+                      "Worrying too much about different things", "Trouble relaxing",
+                      "Being so restless that it is hard to sit still", "Becoming easily annoyed or irritable",
+                      "Feeling afraid, as if something awful might happen"],
+}
+PATIENT_TEXT = [  # (field, label, max length)
+    ("preferred_name", "Preferred name", 100), ("address_line1", "Address", 200), ("address_line2", "Address line 2", 200),
+    ("city", "City", 100), ("member_id", "Insurance member ID", 40), ("escort_name", "Escort name", 200),
+    ("emergency_contact_name", "Emergency contact", 200),
+]
+PATIENT_PHONES = [("phone", "Phone"), ("escort_phone", "Escort phone"), ("emergency_contact_phone", "Emergency contact phone")]
+
+
+def is_clinical(user) -> bool:
+    return user.role.value in CLINICAL_ROLES
+
+
+def get_patient(patient_id: int) -> Patient:
+    """The patient with this id in the current clinic, or 404 with a denied-access audit row."""
+    patient = get_session().exec(select(Patient).where(Patient.id == patient_id,
+                                                       Patient.clinic_id == g.clinic.id)).first()
+    if patient is None:
+        audit.record_denied("patient.access", object_type="patient", object_id=patient_id)
+        abort(404)
+    return patient
+
+
+def escape_like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _dob_of(term: str) -> date | None:
+    for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y"):
+        try:
+            return datetime.strptime(term, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def search_filter(query: str):
+    """Each word must match a name, the MRN, or (when it reads as a date) the date of birth."""
+    conditions = []
+    for word in query.split()[:6]:
+        dob = _dob_of(word)
+        if dob is not None:
+            conditions.append(Patient.dob == dob)
+            continue
+        like = f"%{escape_like(word.lower())}%"
+        conditions.append(or_(*(func.lower(col).like(like, escape="\\") for col in (
+            Patient.legal_first_name, Patient.legal_last_name, Patient.preferred_name, Patient.mrn))))
+    return conditions
+
+
+@bp.route("/", methods=["GET", "POST"])
+@staff()
+def index():
+    """GET shows everyone (paged); POST runs a search, keeping the terms in the form, not the URL."""
+    query = (request.form.get("q", "") if request.method == "POST" else "").strip()[:100]
+    page = max(1, (request.form if request.method == "POST" else request.args).get("page", 1, type=int) or 1)
+    db = get_session()
+    where = [Patient.clinic_id == g.clinic.id, Patient.archived.is_(False), *search_filter(query)]
+    total = db.exec(select(func.count()).select_from(Patient).where(*where)).one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(page, pages)
+    patients = db.exec(select(Patient).where(*where).order_by(Patient.legal_last_name, Patient.legal_first_name, Patient.id)
+                       .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    ids = [p.id for p in patients]
+    next_visit = dict(db.exec(select(TreatmentSession.patient_id, func.min(TreatmentSession.scheduled_at))
+                              .where(TreatmentSession.clinic_id == g.clinic.id, TreatmentSession.patient_id.in_(ids),
+                                     TreatmentSession.status.in_(["scheduled", "checked_in"]),
+                                     TreatmentSession.scheduled_at >= utcnow().replace(hour=0, minute=0, second=0))
+                              .group_by(TreatmentSession.patient_id)).all()) if ids else {}
+    audit.record("patient.search" if query else "patient.list", object_type="patient",
+                 detail=f"page {page}, {len(patients)} shown")
+    return render_template("patients/index.html", patients=patients, query=query, page=page, pages=pages,
+                           total=total, next_visit=next_visit)
+
+
+# -- create and edit -------------------------------------------------------------------------
+
+def read_patient_form(data, patient: Patient | None) -> Form:
+    form = Form(data)
+    form.text("mrn", "MRN", required=True, max_len=20)
+    form.text("legal_first_name", "Legal first name", required=True, max_len=100)
+    form.text("legal_last_name", "Legal last name", required=True, max_len=100)
+    dob = form.date("dob", "Date of birth", not_future=True)
+    form.values["dob_parsed"] = dob
+    form.choice("sex", "Sex", SEXES)
+    for name, label, max_len in PATIENT_TEXT:
+        form.text(name, label, max_len=max_len)
+    form.state("state")
+    form.postal("postal_code")
+    for name, label in PATIENT_PHONES:
+        form.phone(name, label)
+    form.email("email", "Email")
+    mrn = form.values["mrn"]
+    if mrn and "mrn" not in form.errors:
+        clash = get_session().exec(select(Patient.id).where(Patient.clinic_id == g.clinic.id, Patient.mrn == mrn,
+                                                            Patient.id != (patient.id if patient else -1))).first()
+        if clash is not None:
+            form.errors["mrn"] = "Another patient in this clinic already has that MRN."
+    return form
+
+
+def apply_patient_form(patient: Patient, form: Form) -> None:
+    for name in ("mrn", "legal_first_name", "legal_last_name", "sex", "state", "postal_code", "email",
+                 *(n for n, _l, _m in PATIENT_TEXT), *(n for n, _l in PATIENT_PHONES)):
+        setattr(patient, name, form.values[name])
+    patient.dob = form.values["dob_parsed"]
+
+
+def _patient_form_values(p: Patient) -> dict:
+    values = {name: getattr(p, name) for name in (
+        "mrn", "legal_first_name", "legal_last_name", "sex", "state", "postal_code", "email",
+        *(n for n, _l, _m in PATIENT_TEXT), *(n for n, _l in PATIENT_PHONES))}
+    values["dob"] = p.dob.isoformat()
+    return values
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@staff("admin", "manager", "clinician", "front_desk")
+def new():
+    if request.method == "GET":
+        return render_template("patients/form.html", patient=None, values={"sex": "U", "state": g.clinic.state}, errors={})
+    form = read_patient_form(request.form, None)
+    if not form.ok:
+        return render_template("patients/form.html", patient=None, values=form.values, errors=form.errors), 422
+    patient = Patient(clinic_id=g.clinic.id, created_at=utcnow(), legal_first_name="", legal_last_name="", mrn="",
+                      dob=form.values["dob_parsed"])
+    apply_patient_form(patient, form)
+    db = get_session()
+    db.add(patient)
+    db.flush()
+    audit.record("patient.create", object_type="patient", object_id=patient.id, patient_id=patient.id)
+    after_commit("patient_created", clinic=g.clinic, patient=patient)
+    flash("Patient added.")
+    return redirect(url_for("patients.chart", patient_id=patient.id))
+
+
+@bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
+@staff()
+def edit(patient_id: int):
+    patient = get_patient(patient_id)
+    if request.method == "GET":
+        audit.record("patient.view_demographics", object_type="patient", object_id=patient.id, patient_id=patient.id)
+        return render_template("patients/form.html", patient=patient, values=_patient_form_values(patient), errors={})
+    form = read_patient_form(request.form, patient)
+    if not form.ok:
+        return render_template("patients/form.html", patient=patient, values=form.values, errors=form.errors), 422
+    apply_patient_form(patient, form)
+    get_session().add(patient)
+    audit.record("patient.update", object_type="patient", object_id=patient.id, patient_id=patient.id)
+    flash("Patient details saved.")
+    return redirect(url_for("patients.chart", patient_id=patient.id))
+
+
+# -- the chart -------------------------------------------------------------------------------
+
+def trend_chart(scores: list[OutcomeScore], instrument: Instrument, width: int = 520, height: int = 200) -> dict:
+    """Geometry for an inline SVG: severity bands as rectangles and the scores as a line."""
+    left, right, top, bottom = 34, 12, 10, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    top_score = scoring.MAX_TOTAL[instrument]
+
+    def y(value: float) -> float:
+        return round(top + plot_h * (1 - value / top_score), 1)
+
+    bounds = [lower for lower, _n in scoring.BANDS[instrument]] + [top_score]
+    bands = []
+    for i, (lower, name) in enumerate(scoring.BANDS[instrument]):
+        upper = bounds[i + 1]
+        bands.append({"y": y(upper), "h": round(y(lower) - y(upper), 1), "cls": "band-" + name.lower().replace(" ", "-"), "label": name,
+                      "label_y": round((y(lower) + y(upper)) / 2 + 4, 1)})
+    rows = [s for s in scores if s.instrument == instrument]
+    points = []
+    if rows:
+        first, last = rows[0].taken_at, rows[-1].taken_at
+        span = max((last - first).total_seconds(), 1)
+        for s in rows:
+            x = left + (plot_w * (s.taken_at - first).total_seconds() / span if len(rows) > 1 else plot_w / 2)
+            points.append({"x": round(x, 1), "y": y(s.total), "score": s})
+    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
+            "bottom": height - bottom, "bands": bands, "points": points,
+            "line": " ".join(f"{p['x']},{p['y']}" for p in points),
+            "ticks": [{"y": y(v), "v": v} for v in bounds[:-1] + [top_score]], "instrument": instrument}
+
+
+def chart_context(patient: Patient) -> dict:
+    """Everything the chart shows, in a fixed number of queries (no query per row)."""
+    db = get_session()
+    clinic = g.clinic
+    clinical = is_clinical(current_user)
+    sessions = db.exec(select(TreatmentSession).where(TreatmentSession.clinic_id == clinic.id,
+                                                      TreatmentSession.patient_id == patient.id)
+                       .order_by(TreatmentSession.scheduled_at.desc())).all()
+    providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
+    today = date.today()
+    age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
+    ctx = {"patient": patient, "sessions": sessions, "providers": {p.id: p for p in providers}, "age": age,
+           "provider_options": [(p.id, p.display_name) for p in providers if p.active],
+           "modality_options": [(m.value, m.label) for m in Modality], "clinical": clinical, "open_form": "",
+           "charting": current_user.role.value in CHARTING_ROLES, "errors": {}, "values": {}}
+    if clinical:
+        scores = db.exec(select(OutcomeScore).where(OutcomeScore.clinic_id == clinic.id,
+                                                    OutcomeScore.patient_id == patient.id)
+                         .order_by(OutcomeScore.taken_at, OutcomeScore.id)).all()
+        meds = db.exec(select(Medication).where(Medication.clinic_id == clinic.id, Medication.patient_id == patient.id)
+                       .order_by(Medication.start_date.desc(), Medication.name)).all()
+        team = db.exec(select(CareTeamMember, OutsideClinician)
+                       .join(OutsideClinician, OutsideClinician.id == CareTeamMember.clinician_id)
+                       .where(CareTeamMember.clinic_id == clinic.id, CareTeamMember.patient_id == patient.id,
+                              OutsideClinician.clinic_id == clinic.id)).all()
+        phq = [s for s in scores if s.instrument == Instrument.phq9]
+        ctx.update(
+            diagnoses=db.exec(select(Diagnosis).where(Diagnosis.clinic_id == clinic.id, Diagnosis.patient_id == patient.id)
+                              .order_by(Diagnosis.is_primary.desc(), Diagnosis.code)).all(),
+            current_meds=[m for m in meds if m.current], trials=[m for m in meds if m.is_trial],
+            past_meds=[m for m in meds if not m.is_trial and not m.current],
+            team=team, scores=scores, alerts=[s for s in scores if s.alert and s.reviewed_at is None],
+            charts=[trend_chart(scores, Instrument.phq9), trend_chart(scores, Instrument.gad7)],
+            response=scoring.response_status(phq[0].total if phq else None, phq[-1].total if phq else None),
+            clinician_options=[(c.id, f"{c.name} ({c.kind.value.replace('_', ' ')})") for c in db.exec(
+                select(OutsideClinician).where(OutsideClinician.clinic_id == clinic.id).order_by(OutsideClinician.name)).all()],
+            questions=QUESTIONS, answers=ANSWERS,
+            kind_options=[(k.value, k.value.replace("_", " ").capitalize()) for k in ClinicianKind],
+        )
+        panels, errors = hooks.relay(clinic).collect("patient_chart_panels", expect=Panel, clinic=clinic,
+                                                     patient=patient, user=current_user)
+        ctx.update(panels=hooks.ordered(panels), plugin_errors=errors)
+    return ctx
+
+
+def render_chart(patient: Patient, *, status: int = 200, **extra):
+    ctx = chart_context(patient)
+    ctx.update(extra)
+    return render_template("patients/chart.html", **ctx), status
+
+
+@bp.get("/<int:patient_id>")
+@staff()
+def chart(patient_id: int):
+    patient = get_patient(patient_id)
+    audit.record("patient.view", object_type="patient", object_id=patient.id, patient_id=patient.id)
+    return render_chart(patient)
+
+
+@bp.post("/<int:patient_id>/scores")
+@staff(*CHARTING_ROLES)
+def add_score(patient_id: int):
+    """Score a PHQ-9 or GAD-7; a PHQ-9 with item 9 above 0 raises the alert a clinician must review."""
+    patient = get_patient(patient_id)
+    try:
+        instrument = Instrument(request.form.get("instrument", ""))
+    except ValueError:
+        abort(400)
+    raw = [request.form.get(f"item{i}", "") for i in range(1, scoring.ITEMS[instrument] + 1)]
+    try:
+        result = scoring.score(instrument, [int(v) for v in raw])
+    except ValueError:
+        return render_chart(patient, status=422, errors={f"score_{instrument.name}": (
+            f"Answer all {scoring.ITEMS[instrument]} {instrument.value} questions (each 0 to 3). Nothing was saved.")},
+            open_form=instrument.name)
+    score = OutcomeScore(clinic_id=g.clinic.id, patient_id=patient.id, instrument=instrument, items=[int(v) for v in raw],
+                         total=result["total"], band=result["band"], item9=result["item9"], alert=result["alert"],
+                         taken_at=utcnow())
+    db = get_session()
+    db.add(score)
+    db.flush()
+    audit.record("score.create", object_type="outcome_score", object_id=score.id, patient_id=patient.id,
+                 detail="item-9 alert raised" if score.alert else "")
+    flash(f"{instrument.value} recorded: {score.total} ({score.band})."
+          + (" Item 9 is positive: a safety alert is waiting for clinician review." if score.alert else ""))
+    return redirect(url_for("patients.chart", patient_id=patient.id) + "#outcomes")
+
+
+@bp.post("/<int:patient_id>/diagnoses")
+@staff(*CHARTING_ROLES)
+def add_diagnosis(patient_id: int):
+    patient = get_patient(patient_id)
+    code = request.form.get("code", "").strip().upper()[:10]
+    problem = icd10_problem(code)
+    if problem is None and get_session().exec(select(Diagnosis.id).where(
+            Diagnosis.clinic_id == g.clinic.id, Diagnosis.patient_id == patient.id, Diagnosis.code == code,
+            Diagnosis.resolved_on.is_(None))).first():
+        problem = f"{code} is already on the problem list."
+    if problem:
+        return render_chart(patient, status=422, errors={"code": problem}, values={"code": code})
+    dx = Diagnosis(clinic_id=g.clinic.id, patient_id=patient.id, code=code, description=icd10_description(code),
+                   is_primary=request.form.get("is_primary") == "1", noted_on=date.today())
+    db = get_session()
+    if dx.is_primary:
+        for other in db.exec(select(Diagnosis).where(Diagnosis.clinic_id == g.clinic.id,
+                                                     Diagnosis.patient_id == patient.id, Diagnosis.is_primary)).all():
+            other.is_primary = False
+            db.add(other)
+    db.add(dx)
+    db.flush()
+    audit.record("diagnosis.create", object_type="diagnosis", object_id=dx.id, patient_id=patient.id)
+    flash(f"Diagnosis {code} added.")
+    return redirect(url_for("patients.chart", patient_id=patient.id) + "#diagnoses")
+
+
+@bp.post("/<int:patient_id>/care-team")
+@staff(*CHARTING_ROLES)
+def add_care_team(patient_id: int):
+    patient = get_patient(patient_id)
+    db = get_session()
+    form = Form(request.form)
+    clinician_id = request.form.get("clinician_id", type=int)
+    clinician = db.exec(select(OutsideClinician).where(OutsideClinician.id == (clinician_id or -1),
+                                                       OutsideClinician.clinic_id == g.clinic.id)).first()
+    if clinician is None:
+        form.errors["clinician_id"] = "Choose an outside clinician (add new ones under Settings)."
+    role = form.choice("role", "Role", [k.value for k in ClinicianKind])
+    form.text("psychotherapy_modality", "Psychotherapy modality", max_len=100)
+    form.text("psychotherapy_frequency", "Frequency", max_len=60)
+    since = form.date("since", "Since", required=False, not_future=True)
+    if not form.ok:
+        return render_chart(patient, status=422, errors=form.errors, values=form.values)
+    member = CareTeamMember(clinic_id=g.clinic.id, patient_id=patient.id, clinician_id=clinician.id,
+                            role=ClinicianKind(role), psychotherapy_modality=form.values["psychotherapy_modality"],
+                            psychotherapy_frequency=form.values["psychotherapy_frequency"], since=since)
+    db.add(member)
+    db.flush()
+    audit.record("care_team.create", object_type="care_team_member", object_id=member.id, patient_id=patient.id)
+    flash("Care team updated.")
+    return redirect(url_for("patients.chart", patient_id=patient.id) + "#care-team")
+
+
+@bp.post("/<int:patient_id>/sessions")
+@staff()
+def schedule(patient_id: int):
+    """Book a treatment session at a wall-clock time in the clinic's zone (stored in UTC)."""
+    patient = get_patient(patient_id)
+    db = get_session()
+    form = Form(request.form)
+    day = form.date("date", "Date")
+    at = form.time("time", "Time")
+    modality = form.choice("modality", "Modality", [m.value for m in Modality])
+    provider_id = request.form.get("provider_id", type=int)
+    provider = db.exec(select(Provider).where(Provider.id == (provider_id or -1), Provider.clinic_id == g.clinic.id,
+                                              Provider.active)).first()
+    if provider is None:
+        form.errors["provider_id"] = "Choose a provider."
+    when = local_datetime(day, at, g.clinic.timezone) if day and at else None
+    if when is not None and when < utcnow().astimezone(when.tzinfo).replace(hour=0, minute=0, second=0, microsecond=0):
+        form.errors["date"] = "The date is in the past; choose today or later."
+    if not form.ok:
+        return render_chart(patient, status=422, errors=form.errors, values=form.values, open_form="schedule")
+    t = TreatmentSession(clinic_id=g.clinic.id, patient_id=patient.id, provider_id=provider.id,
+                         modality=Modality(modality), scheduled_at=when, escort_name=patient.escort_name,
+                         escort_phone=patient.escort_phone)
+    db.add(t)
+    db.flush()
+    audit.record("session.schedule", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    flash("Session scheduled.")
+    return redirect(url_for("sessions.detail", session_id=t.id))

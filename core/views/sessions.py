@@ -1,0 +1,232 @@
+"""A treatment session from check-in to discharge.
+
+Each step is one POST carrying the session's version; core.workflow refuses a stale or
+repeated form and any backward step with HTTP 409, writing nothing. Starting is refused
+while any check (core's own, or a plugin's treatment_blockers) stands in the way.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import select
+
+from core import audit, workflow
+from core.auth import staff
+from core.db import get_session
+from core.forms import SEVERITIES, SIDE_EFFECTS, Form, vitals
+from core.models import Patient, Provider, SessionStatus, SideEffect, TreatmentSession, VitalPhase, VitalSign, utcnow
+from core.views.patients import CHARTING_ROLES, is_clinical
+from core.web import after_commit
+
+bp = Blueprint("sessions", __name__, url_prefix="/sessions")
+S = SessionStatus
+
+
+def _load(session_id: int, *, for_update: bool = False) -> tuple[TreatmentSession, Patient]:
+    """The session and its patient, both within the current clinic; otherwise 404 and an audit row."""
+    db = get_session()
+    t = workflow.lock(db, g.clinic.id, session_id) if for_update else db.exec(
+        select(TreatmentSession).where(TreatmentSession.id == session_id,
+                                       TreatmentSession.clinic_id == g.clinic.id)).first()
+    patient = db.exec(select(Patient).where(Patient.id == t.patient_id, Patient.clinic_id == g.clinic.id)).first() if t else None
+    if t is None or patient is None:
+        audit.record_denied("session.access", object_type="treatment_session", object_id=session_id)
+        abort(404)
+    return t, patient
+
+
+def _context(t: TreatmentSession, patient: Patient) -> dict:
+    db = get_session()
+    vitals_rows = db.exec(select(VitalSign).where(VitalSign.clinic_id == g.clinic.id, VitalSign.treatment_id == t.id)
+                          .order_by(VitalSign.taken_at, VitalSign.id)).all()
+    effects = db.exec(select(SideEffect).where(SideEffect.clinic_id == g.clinic.id, SideEffect.treatment_id == t.id)
+                      .order_by(SideEffect.recorded_at, SideEffect.id)).all()
+    provider = db.exec(select(Provider).where(Provider.id == t.provider_id, Provider.clinic_id == g.clinic.id)).first()
+    reasons = []
+    if t.status in (S.scheduled, S.checked_in) and is_clinical(current_user):
+        reasons = workflow.start_reasons(db, g.clinic, patient, t, vitals_url="#vitals")
+    return {"t": t, "patient": patient, "provider": provider, "vitals": vitals_rows,
+            "by_phase": {v.phase.value: v for v in vitals_rows}, "effects": effects, "reasons": reasons,
+            "clinical": is_clinical(current_user), "charting": current_user.role.value in CHARTING_ROLES,
+            "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S}
+
+
+def _render(t, patient, *, status=200, **extra):
+    ctx = _context(t, patient)
+    ctx.update(extra)
+    return render_template("sessions/detail.html", **ctx), status
+
+
+def _conflict(t, patient, exc: workflow.Conflict):
+    get_session().rollback()  # nothing from this request is kept
+    t, patient = _load(t.id)
+    return _render(t, patient, status=409, conflict=str(exc))
+
+
+@bp.get("/<int:session_id>")
+@staff()
+def detail(session_id: int):
+    t, patient = _load(session_id)
+    audit.record("session.view", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    return _render(t, patient)
+
+
+def _add_vitals(t: TreatmentSession, phase: VitalPhase, values: dict) -> None:
+    get_session().add(VitalSign(clinic_id=g.clinic.id, treatment_id=t.id, phase=phase, taken_at=utcnow(), **values))
+
+
+@bp.post("/<int:session_id>/check-in")
+@staff()
+def check_in(session_id: int):
+    """Arrival: the escort is confirmed; baseline vitals may be taken now or before the start."""
+    t, patient = _load(session_id, for_update=True)
+    form = Form(request.form)
+    confirmed = form.checked("escort_confirmed")
+    escort_name = form.text("escort_name", "Escort name", required=True, max_len=200)
+    escort_phone = form.phone("escort_phone", "Escort phone")
+    if not confirmed:
+        form.errors["escort_confirmed"] = "Confirm that the escort is here or on call to take the patient home."
+    baseline = None
+    if any(request.form.get(f"baseline_{k}") for k in ("systolic", "diastolic", "heart_rate", "spo2")):
+        baseline = vitals(form, "baseline")
+    try:
+        workflow.require(t, S.checked_in, request.form.get("version"))
+    except workflow.Conflict as exc:
+        return _conflict(t, patient, exc)
+    if not form.ok:
+        return _render(t, patient, status=422, errors=form.errors, values=form.values)
+    workflow.move(get_session(), t, S.checked_in, request.form.get("version"), escort_name=escort_name,
+                  escort_phone=escort_phone, escort_confirmed=True)
+    if baseline:
+        _add_vitals(t, VitalPhase.baseline, baseline)
+    audit.record("session.check_in", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    flash("Checked in." + ("" if baseline else " Baseline vitals are still needed before the session can start."))
+    return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+@bp.post("/<int:session_id>/vitals")
+@staff()
+def record_baseline(session_id: int):
+    """Baseline vitals after check-in, if they were not taken at the desk."""
+    t, patient = _load(session_id, for_update=True)
+    form = Form(request.form)
+    values = vitals(form, "baseline")
+    try:
+        workflow.check_version(t, request.form.get("version"))
+        if t.status != S.checked_in:
+            raise workflow.Conflict("Baseline vitals are recorded after check-in and before the start. Nothing was saved.")
+    except workflow.Conflict as exc:
+        return _conflict(t, patient, exc)
+    if not form.ok:
+        return _render(t, patient, status=422, errors=form.errors, values=form.values)
+    _add_vitals(t, VitalPhase.baseline, values)
+    t.version += 1
+    get_session().add(t)
+    audit.record("session.vitals", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
+                 detail="baseline")
+    flash("Baseline vitals recorded.")
+    return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+@bp.post("/<int:session_id>/start")
+@staff(*CHARTING_ROLES)
+def start(session_id: int):
+    t, patient = _load(session_id, for_update=True)
+    try:
+        workflow.require(t, S.in_progress, request.form.get("version"))
+    except workflow.Conflict as exc:
+        return _conflict(t, patient, exc)
+    reasons = workflow.start_reasons(get_session(), g.clinic, patient, t, vitals_url="#vitals")
+    if reasons:
+        audit.record_denied("session.start", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
+                            detail=f"{len(reasons)} blocker(s)")
+        get_session().rollback()
+        t, patient = _load(session_id)
+        return render_template("sessions/blocked.html", t=t, patient=patient, reasons=reasons), 409
+    workflow.move(get_session(), t, S.in_progress, request.form.get("version"))
+    audit.record("session.start", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    flash("Session started. Record post-dose vitals at about 40 minutes.")
+    return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+@bp.post("/<int:session_id>/monitor")
+@staff(*CHARTING_ROLES)
+def monitor(session_id: int):
+    """Dosing done: dose and weight, vitals about 40 minutes after dosing, side effects with severity."""
+    t, patient = _load(session_id, for_update=True)
+    form = Form(request.form)
+    dose = form.number("dose_mg", "Dose (mg)", 0.1, 1000, integer=False)
+    weight = form.number("weight_kg", "Weight (kg)", 20, 400, integer=False, required=False)
+    duration = form.number("duration_minutes", "Dosing duration (minutes)", 1, 600, required=False)
+    post_dose = vitals(form, "post")
+    effects = []
+    for key in SIDE_EFFECTS:
+        severity = request.form.get(f"effect_{key}", "")
+        if severity in SEVERITIES:
+            effects.append((key, severity))
+        elif severity:
+            form.errors[f"effect_{key}"] = "Choose mild, moderate or severe."
+    form.values.update({f"effect_{k}": s for k, s in effects})
+    try:
+        workflow.require(t, S.monitoring, request.form.get("version"))
+    except workflow.Conflict as exc:
+        return _conflict(t, patient, exc)
+    if not form.ok:
+        return _render(t, patient, status=422, errors=form.errors, values=form.values)
+    workflow.move(get_session(), t, S.monitoring, request.form.get("version"), dose_mg=dose,
+                  weight_kg=weight if weight is not None else t.weight_kg, duration_minutes=duration)
+    _add_vitals(t, VitalPhase.post_dose, post_dose)
+    db = get_session()
+    for key, severity in effects:
+        db.add(SideEffect(clinic_id=g.clinic.id, treatment_id=t.id, effect=key, severity=severity, recorded_at=utcnow()))
+    audit.record("session.monitor", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
+                 detail=f"{len(effects)} side effect(s)")
+    flash("Monitoring. Discharge when recovery is complete and the escort is here.")
+    return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+@bp.post("/<int:session_id>/discharge")
+@staff(*CHARTING_ROLES)
+def discharge(session_id: int):
+    t, patient = _load(session_id, for_update=True)
+    form = Form(request.form)
+    values = vitals(form, "discharge")
+    if not form.checked("released_to_escort"):
+        form.errors["released_to_escort"] = "Confirm the patient leaves with their escort (no driving until tomorrow)."
+    notes = form.text("notes", "Notes", max_len=4000)
+    try:
+        workflow.require(t, S.discharged, request.form.get("version"))
+    except workflow.Conflict as exc:
+        return _conflict(t, patient, exc)
+    if not form.ok:
+        return _render(t, patient, status=422, errors=form.errors, values=form.values)
+    workflow.move(get_session(), t, S.discharged, request.form.get("version"),
+                  notes=notes or t.notes, escort_confirmed=True)
+    _add_vitals(t, VitalPhase.discharge, values)
+    audit.record("session.discharge", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    after_commit("treatment_completed", clinic=g.clinic, treatment=t)
+    flash("Discharged to escort. Session complete.")
+    return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+def _end(session_id: int, to: SessionStatus, message: str):
+    t, patient = _load(session_id, for_update=True)
+    try:
+        workflow.move(get_session(), t, to, request.form.get("version"))
+    except workflow.Conflict as exc:
+        return _conflict(t, patient, exc)
+    audit.record(f"session.{to.value}", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    flash(message)
+    return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+@bp.post("/<int:session_id>/cancel")
+@staff()
+def cancel(session_id: int):
+    return _end(session_id, S.cancelled, "Session cancelled.")
+
+
+@bp.post("/<int:session_id>/no-show")
+@staff()
+def no_show(session_id: int):
+    return _end(session_id, S.no_show, "Marked as no-show.")
