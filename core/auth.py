@@ -150,7 +150,9 @@ def _load_user(user_id: str):
         db.add(us)
         return None
     user = db.get(User, us.user_id)
-    if user is None or not user.active:
+    revoked = (user is not None and user.is_staff and us.clinic_id is not None
+               and db.get(Membership, (user.id, us.clinic_id)) is None)
+    if user is None or not user.active or revoked:
         us.ended_at = now
         db.add(us)
         return None
@@ -224,6 +226,9 @@ def current_patient() -> Patient:
 def safe_next(target: str | None, default: str) -> str:
     """Only same-site relative paths; anything else goes to ``default``."""
     if not target:
+        return default
+    # browsers drop tabs and newlines and read a backslash as "/": such targets could leave the site
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in target):
         return default
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -40,10 +40,13 @@ def load(app: Flask, overrides: dict) -> None:
         TEMPLATES_AUTO_RELOAD=not prod,
     )
     app.config.update(overrides)
-    if app.config["GLIA_ENV"] == "production" and not app.config.get("GLIA_CLI"):
-        if app.debug or app.config.get("DEBUG"):
-            raise ConfigError("refusing to start: debug mode is on in production")
-        if secret.strip().lower() in KNOWN_BAD_SECRETS or len(secret) < 32:
+    if app.config["GLIA_ENV"] != "production":
+        return
+    # debug is refused for CLI runs too: `glia run --debug` would expose the Werkzeug debugger
+    if app.debug or app.config.get("DEBUG"):
+        raise ConfigError("refusing to start: debug mode is on in production")
+    if not app.config.get("GLIA_CLI"):
+        if secret.strip().lower() in KNOWN_BAD_SECRETS or len(secret) < 32 or len(set(secret)) < 8:
             raise ConfigError(
                 "refusing to start: set GLIA_SECRET_KEY to a random value of 32+ characters "
                 "(python -c 'import secrets; print(secrets.token_hex(32))')"

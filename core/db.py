@@ -4,6 +4,9 @@ SQLite gets the pysqlite recipe (we emit BEGIN ourselves so savepoints work). It
 transactions start with BEGIN IMMEDIATE, taking the write lock up front, because
 SQLAlchemy ignores FOR UPDATE there and a read that later writes could otherwise fail;
 read-only sessions ask for a deferred BEGIN instead.
+
+Engines hide bound parameters from SQLAlchemy's error messages and logs: they are patient
+data, and an IntegrityError's text ends up in tracebacks.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ def is_sqlite(engine: Engine) -> bool:
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):

@@ -5,15 +5,16 @@ import logging
 import secrets
 import traceback
 
-from flask import Flask, current_app, g, render_template, request
+from flask import Flask, current_app, g, make_response, render_template, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from flask_wtf import CSRFProtect
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 
 from core import audit, auth, db, hooks
+from core import safe_logging
 from core.slots import NavItem
 
 csrf = CSRFProtect()
@@ -25,6 +26,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 
 def init_app(app: Flask) -> None:
+    safe_logging.install()
     auth.login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -33,6 +35,8 @@ def init_app(app: Flask) -> None:
 
     register(app)
 
+    # order matters: the guard 404s only signed-in users, so an anonymous request to any
+    # plugin route (enabled or not) reaches enforce_access and is sent to the login page
     app.before_request(_guard_disabled_plugin)
     app.before_request(auth.enforce_access)
     app.after_request(_finish)
@@ -57,14 +61,22 @@ def _guard_disabled_plugin():
 
 
 def _finish(response):
-    """Commit the request's work before the response leaves; then headers."""
-    committed = db.finish_request_session(commit=response.status_code < 400)
-    audit.flush_denied(current_app.extensions["glia"].engine)
-    if committed:
-        for event, kwargs in g.pop("after_commit", []):
-            hooks.relay(kwargs["clinic"]).fire(event, **kwargs)
-        if g.get("db") is not None:
-            g.db.commit()
+    """Commit the request's work before the response leaves; then headers.
+
+    A failing commit (locked or full disk, lost connection) must not leave a success page
+    behind: everything is rolled back and the user gets the generic error page.
+    """
+    try:
+        committed = db.finish_request_session(commit=response.status_code < 400)
+        audit.flush_denied(current_app.extensions["glia"].engine)
+        if committed:
+            for event, kwargs in g.pop("after_commit", []):
+                hooks.relay(kwargs["clinic"]).fire(event, **kwargs)
+            if g.get("db") is not None:
+                g.db.commit()
+    except Exception as err:  # noqa: BLE001 - any failure here means nothing may be reported as done
+        g.pop("after_commit", None)
+        response = _failure_page(err)
     return _security_headers(response)
 
 
@@ -81,13 +93,16 @@ def _security_headers(response):
     h["X-Frame-Options"] = "DENY"
     if current_app.config["GLIA_ENV"] == "production":
         h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if current_user and current_user.is_authenticated or response.mimetype == "application/pdf":
+    if request.endpoint != "static":  # pages and documents may hold PHI: never cached anywhere
         h["Cache-Control"] = "no-store"
     return response
 
 
 def _template_context():
-    user = current_user if current_user.is_authenticated else None
+    if g.get("failed"):  # the 500 page: do not touch a database that may be failing
+        return {"current_clinic": None, "nav": [], "user_clinics": []}
+    # outside a request (PDFs rendered by the CLI or the demo seed) there is no user at all
+    user = current_user if current_user and current_user.is_authenticated else None
     clinic = g.get("clinic")
     nav: list[NavItem] = []
     if user is not None and user.is_staff:
@@ -114,14 +129,29 @@ def _csrf_error(err: CSRFError):
 
 
 def _unexpected_error(err: Exception):
-    if isinstance(err, HTTPException):
+    if isinstance(err, InternalServerError) and err.original_exception is not None:
+        return _failure_page(err.original_exception)
+    if isinstance(err, HTTPException) and err.code != 500:
         return _http_error(err)
+    return _failure_page(err)
+
+
+def _failure_page(err: BaseException):
+    """Roll back, log without PHI, and answer the generic 500 page with a reference id only."""
     ref = secrets.token_hex(4)
     # the exception text may hold submitted values: log the type and where, not the message
     log.error("unhandled %s in %s [ref %s]\n%s", type(err).__name__, request.endpoint, ref,
               "".join(traceback.format_tb(err.__traceback__)))
     s = g.get("db")
     if s is not None:
-        s.rollback()
-    return render_template("error.html", code=500, title="Something went wrong",
-                           message=f"The error has been logged with reference {ref}.", ref=ref), 500
+        try:
+            s.rollback()
+        except Exception:  # noqa: BLE001 - a dead connection is closed at teardown
+            log.error("rollback failed too [ref %s]", ref)
+    g.failed = True
+    message = f"The error has been logged with reference {ref}."
+    try:
+        body = render_template("error.html", code=500, title="Something went wrong", message=message, ref=ref)
+    except Exception:  # noqa: BLE001 - the page itself needed the failing database
+        body = f"<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1><p>{message}</p>"
+    return make_response(body, 500)

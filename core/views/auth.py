@@ -89,14 +89,17 @@ def switch_clinic():
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @signed_in
+@limiter.limit(_login_rate, methods=["POST"])
 def change_password():
+    """A new password ends every other session of the account (a thief's copied cookie too)."""
     from flask import g
 
     if request.method == "GET":
         return render_template("auth/password.html")
     db = get_session()
     user = db.get(User, current_user.id)
-    if not check_password(user, request.form.get("current", "")):
+    if not check_password(user, request.form.get("current", "")[:1024]):
+        audit.record_denied("auth.password_change_failed", object_type="user", object_id=user.id)
         return render_template("auth/password.html", error="Your current password is not right."), 422
     new = request.form.get("new", "")
     problem = password_problem(new, email=user.email)
@@ -106,7 +109,7 @@ def change_password():
         return render_template("auth/password.html", error=problem), 422
     user.password_hash = hash_password(new)
     db.add(user)
-    ended = end_other_sessions(user, keep=g.user_session.id) if request.form.get("end_others") else 0
+    ended = end_other_sessions(user, keep=g.user_session.id)
     audit.record("auth.password_changed", object_type="user", object_id=user.id, detail=f"ended {ended} other sessions")
     flash("Password changed." + (f" Signed out {ended} other session(s)." if ended else ""))
     return redirect(home_url(user))
