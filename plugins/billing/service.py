@@ -8,6 +8,7 @@ import csv
 import hashlib
 import re
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -93,6 +94,11 @@ def parse_amount(raw: str | None, *, field: str = "Amount") -> int:
     return cents
 
 
+def ndc_is_valid(ndc: str) -> bool:
+    """An 11-digit NDC in the 5-4-2 form claims use (12345-6789-01)."""
+    return bool(re.fullmatch(r"\d{5}-\d{4}-\d{2}", ndc))
+
+
 def dollars(cents: int) -> str:
     """Cents as a plain form value ("125.50"), for pre-filled inputs."""
     return f"{cents // 100}.{cents % 100:02d}"
@@ -130,6 +136,8 @@ def invoice_label(number: int) -> str:
 
 @dataclass
 class PlannedLine:
+    """One code of a session; J3490 stays one line per session and its dose column carries the mg."""
+
     code: str
     units: int = 1
     dose: str = ""
@@ -523,15 +531,42 @@ def _invoice_number(session: Session, invoice_id: int | None) -> int:
     return inv.number if inv else 0
 
 
-def superbill_html(clinic: Clinic, data: dict, label: str) -> str:
-    from flask import render_template
+def pdf_html(template: str, **context) -> str:
+    """Render a PDF template straight from the app's Jinja environment.
 
-    return render_template("billing/pdf/superbill.html", clinic=clinic, sb=data, label=label,
-                           fmt_date=_us_date)
+    Unlike render_template this runs no request context processors, so it works the same in a
+    request, in the demo seed and in batch workers, and costs nothing beyond the template itself.
+    """
+    from flask import current_app
+
+    return current_app.jinja_env.get_template(template).render(fmt_date=_us_date, methods=METHODS, **context)
+
+
+def superbill_html(clinic: Clinic, data: dict, label: str) -> str:
+    return pdf_html("billing/pdf/superbill.html", clinic=clinic, sb=data, label=label)
 
 
 def _us_date(iso: str) -> str:
     return date.fromisoformat(iso).strftime("%m/%d/%Y") if iso else ""
+
+
+@contextmanager
+def hook_session(session: Session):
+    """Let the relay (and render_pdf) run on ``session`` outside a request (seed, CLI workers).
+
+    The relay reads plugin state through core.db.get_session(); a second session there would
+    wait for SQLite's write lock that ``session`` already holds.
+    """
+    from flask import g
+
+    own = "db" not in g
+    if own:
+        g.db = session
+    try:
+        yield
+    finally:
+        if own:
+            g.pop("db", None)
 
 
 def extra_fields(clinic: Clinic, patient: Patient, data: dict) -> dict:
@@ -572,9 +607,10 @@ def issue_superbill(session: Session, clinic: Clinic, patient: Patient, scope: s
     data, errors = build_superbill(session, clinic, patient, start, end, scope, signer)
     if errors:
         raise SuperbillInvalid(errors)
-    data["extra"] = extra_fields(clinic, patient, data)
     number = next_number(session, clinic.id, "superbill")
-    _html, pdf = render_superbill(clinic, data, number)
+    with hook_session(session):
+        data["extra"] = extra_fields(clinic, patient, data)
+        _html, pdf = render_superbill(clinic, data, number)
     return store_superbill(session, clinic, patient, data, number, pdf, user_id, replaces_id)
 
 
@@ -672,12 +708,11 @@ def build_estimate(session: Session, clinic: Clinic, patient: Patient, provider:
 
 
 def issue_estimate(session: Session, clinic: Clinic, patient: Patient, data: dict, user_id: int | None) -> BillingEstimate:
-    from flask import render_template
-
     from core.pdf import html_to_pdf
 
-    html = render_template("billing/pdf/estimate.html", clinic=clinic, est=data, fmt_date=_us_date)
-    pdf = html_to_pdf(html, clinic=clinic)
+    html = pdf_html("billing/pdf/estimate.html", clinic=clinic, est=data)
+    with hook_session(session):
+        pdf = html_to_pdf(html, clinic=clinic)
     est = BillingEstimate(clinic_id=clinic.id, patient_id=patient.id, total_cents=data["total_cents"],
                           first_service_date=date.fromisoformat(data["primary_service"]["date"]),
                           due_date=date.fromisoformat(data["due_date"]), data=data, pdf=pdf,
