@@ -193,9 +193,9 @@ def edit(patient_id: int):
 
 # -- the chart -------------------------------------------------------------------------------
 
-def trend_chart(scores: list[OutcomeScore], instrument: Instrument, width: int = 520, height: int = 200) -> dict:
+def trend_chart(scores: list[OutcomeScore], instrument: Instrument, width: int = 400, height: int = 190) -> dict:
     """Geometry for an inline SVG: severity bands as rectangles and the scores as a line."""
-    left, right, top, bottom = 34, 12, 10, 26
+    left, right, top, bottom = 30, 8, 8, 24
     plot_w, plot_h = width - left - right, height - top - bottom
     top_score = scoring.MAX_TOTAL[instrument]
 
