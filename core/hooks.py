@@ -83,8 +83,10 @@ class Relay:
         from core.db import get_session
 
         session = get_session()
-        # pluggy calls the last registered first; we keep plugin (name) order instead.
-        for impl in reversed(self.impls(hook)):
+        # pluggy calls the last registered first; we keep plugin (name) order instead,
+        # still honouring tryfirst/trylast.
+        impls = sorted(self.impls(hook), key=lambda i: (0 if i.tryfirst else 2 if i.trylast else 1, i.plugin_name))
+        for impl in impls:
             args = [kwargs[name] for name in impl.argnames]
             savepoint = session.begin_nested()
             try:
