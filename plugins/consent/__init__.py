@@ -1,1 +1,156 @@
 """Versioned consents with e-signatures and contraindication screening that gates treatment."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import render_template, url_for
+from sqlmodel import select
+
+from core.hookspecs import hookimpl
+from core.models import Patient, SessionStatus, TreatmentSession
+from core.slots import DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget
+from plugins.consent import models, service
+
+__version__ = "1.0"
+
+DEFAULT_REQUIRED = {
+    "iv_ketamine": ["informed_ketamine", "treatment_day", "financial"],
+    "im_ketamine": ["informed_ketamine", "treatment_day", "financial"],
+    "sublingual": ["informed_ketamine", "treatment_day", "financial"],
+    "esketamine_nasal": ["informed_esketamine", "treatment_day", "financial"],
+}
+
+
+@hookimpl
+def register_models():
+    return models.MODELS
+
+
+@hookimpl
+def register_blueprints(app):
+    from plugins.consent.views import bp
+
+    app.register_blueprint(bp)
+
+
+@hookimpl
+def register_settings():
+    from core.models import MODALITY_LABELS, Modality
+
+    required = [Setting(f"required_{m.value}", f"Consents required for {MODALITY_LABELS[m]}", DEFAULT_REQUIRED[m.value],
+                        choices=tuple(service.KINDS)) for m in Modality]
+    return required + [
+        Setting("validity_days", "A signed consent stays valid for (days)", 365),
+        Setting("screening_validity_days", "A contraindication screening stays current for (days)", 365),
+        Setting("bp_systolic_max", "Highest systolic blood pressure at check-in (mmHg)", 160,
+                help="Above this, a clinician must acknowledge before treatment starts."),
+        Setting("bp_diastolic_max", "Highest diastolic blood pressure at check-in (mmHg)", 100),
+    ]
+
+
+@hookimpl
+def register_document_types():
+    return [DocumentType("signed_consent", "Signed consent"),
+            DocumentType("contraindication_acknowledgement", "Clinician acknowledgement of a contraindication")]
+
+
+@hookimpl
+def treatment_blockers(clinic, patient, treatment):
+    from core.db import get_session
+
+    return service.blockers_for(get_session(), clinic, [treatment]).get(treatment.id, [])
+
+
+@hookimpl
+def nav_items(clinic, user):
+    return [NavItem("Consents", url_for("consent.templates"), order=400, roles=("admin", "manager"))]
+
+
+def _modality_of(session, clinic, patient_id: int) -> str | None:
+    """The modality of the patient's next session, else of their latest one."""
+    rows = session.exec(select(TreatmentSession.modality, TreatmentSession.status).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id)
+        .order_by(TreatmentSession.scheduled_at.desc())).all()
+    upcoming = [m for m, s in rows if s in (SessionStatus.scheduled, SessionStatus.checked_in)]
+    chosen = upcoming[-1] if upcoming else rows[0][0] if rows else None
+    return chosen.value if chosen is not None else None
+
+
+@hookimpl
+def patient_chart_panels(clinic, patient, user):
+    from core.db import get_session
+
+    session = get_session()
+    st = service.status_for(session, clinic, [patient.id])[patient.id]
+    modality = _modality_of(session, clinic, patient.id)
+    required = service.required_kinds(service.settings(session, clinic), modality) if modality else []
+    html = render_template("consent/panel.html", patient=patient, st=st, required=required, modality=modality)
+    return [Panel("Consents and screening", html, order=20)]
+
+
+@hookimpl
+def dashboard_widgets(clinic, user):
+    """Today's patients whose session may not start, with the first reason: batch queries only."""
+    from core.db import get_session
+
+    session = get_session()
+    zone = ZoneInfo(clinic.timezone)
+    start = datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone)
+    treatments = session.exec(select(TreatmentSession).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.scheduled_at >= start,
+        TreatmentSession.scheduled_at < start + timedelta(days=1),
+        TreatmentSession.status.in_([SessionStatus.scheduled, SessionStatus.checked_in]))
+        .order_by(TreatmentSession.scheduled_at)).all()
+    blocked = {tid: found for tid, found in service.blockers_for(session, clinic, list(treatments)).items() if found}
+    ids = {t.patient_id for t in treatments if t.id in blocked}
+    patients = {p.id: p for p in session.exec(select(Patient).where(
+        Patient.clinic_id == clinic.id, Patient.id.in_(ids))).all()} if ids else {}
+    rows = [(t, patients[t.patient_id], blocked[t.id]) for t in treatments if t.id in blocked]
+    html = render_template("consent/widget.html", rows=rows, total=len(treatments),
+                           chart=lambda pid: service._url("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))
+    return [Widget("Blocked today: consent and screening", html, order=15)]
+
+
+@hookimpl
+def portal_items(clinic, patient):
+    from core.db import get_session
+
+    session = get_session()
+    st = service.status_for(session, clinic, [patient.id])[patient.id]
+    modality = _modality_of(session, clinic, patient.id)
+    items = []
+    for kind in (service.required_kinds(service.settings(session, clinic), modality) if modality else []):
+        state = st.consents.get(kind)
+        if state is not None and state.status != "valid":
+            items.append(PortalItem(f"Please read and sign: {state.title}", url_for("consent.portal_sign", kind=kind),
+                                    kind="task", detail="Needed before your next treatment", order=10))
+    if st.screening is None or st.screening_stale:
+        items.append(PortalItem("Please answer the health screening questions", url_for("consent.portal_screening"),
+                                kind="task", detail="Needed before your next treatment", order=11))
+    for state in st.consents.values():
+        if state.record is not None:
+            items.append(PortalItem(f"Signed: {state.title}",
+                                    url_for("consent.portal_pdf", consent_id=state.record.id), kind="document",
+                                    detail=f"Version {state.record.version}, signed "
+                                           f"{state.record.signed_at.astimezone(ZoneInfo(clinic.timezone)):%b %d, %Y}",
+                                    order=60))
+    return items
+
+
+@hookimpl
+def letter_sections(clinic, patient, recipient):
+    from core.db import get_session
+
+    session = get_session()
+    st = service.status_for(session, clinic, [patient.id])[patient.id]
+    html = render_template("consent/letter_section.html", st=st, zone=ZoneInfo(clinic.timezone))
+    return [LetterSection("Consent and safety screening", html, order=50)]
+
+
+@hookimpl
+def seed_demo_data(session, clinic):
+    from plugins.consent.demo import seed
+
+    seed(session, clinic)
+

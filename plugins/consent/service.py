@@ -1,0 +1,387 @@
+"""Consent logic shared by the views and the hooks: templates, signing, screening and the gate.
+
+The gate works on a batch of treatment sessions with a fixed number of queries, so the
+dashboard can ask about every patient of the day at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import url_for
+from markupsafe import Markup, escape
+from sqlmodel import Session, func, select
+from werkzeug.routing import BuildError
+
+from core.models import Clinic, Modality, TreatmentSession, VitalPhase, VitalSign, utcnow
+from core.slots import Blocker
+from plugins.consent.models import (Acknowledgement, ConsentRevocation, ConsentTemplate, ContraindicationItem,
+                                    Screening, SignedConsent)
+
+PLUGIN = "consent"
+DATA = Path(__file__).resolve().parent / "data"
+BP_CODE = "blood_pressure"
+
+
+def default_templates() -> list[dict]:
+    specs = json.loads((DATA / "templates.json").read_text(encoding="utf-8"))
+    for spec in specs:
+        spec["body"] = (DATA / spec.pop("file")).read_text(encoding="utf-8")
+    return specs
+
+
+KINDS: dict[str, str] = {s["kind"]: s["title"] for s in json.loads((DATA / "templates.json").read_text(encoding="utf-8"))}
+MODALITIES = [m.value for m in Modality]
+
+
+def default_contraindications() -> list[dict]:
+    return json.loads((DATA / "contraindications.json").read_text(encoding="utf-8"))
+
+
+def sha256(data: str | bytes) -> str:
+    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+
+
+# -- Markdown (a small subset, escaped first so template text can never inject markup) --------
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+
+
+def _inline(text: str) -> str:
+    return _BOLD.sub(r"<strong>\1</strong>", str(escape(text)))
+
+
+def markdown(text: str) -> Markup:
+    """Headings (#, ##, ###), paragraphs, "- " lists and **bold**; everything else is text."""
+    out: list[str] = []
+    para: list[str] = []
+    items: list[str] = []
+
+    def flush():
+        if para:
+            out.append(f"<p>{_inline(' '.join(para))}</p>")
+            para.clear()
+        if items:
+            out.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        heading = re.match(r"^(#{1,3})\s+(.*)$", line)
+        if heading:
+            flush()
+            level = len(heading.group(1)) + 1  # the page title is the h1/h2
+            out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
+        elif line.startswith("- "):
+            if para:
+                flush()
+            items.append(line[2:].strip())
+        elif not line.strip():
+            flush()
+        elif items and raw.startswith("  "):
+            items[-1] += " " + line.strip()
+        else:
+            if items:
+                flush()
+            para.append(line.strip())
+    flush()
+    return Markup("\n".join(out))
+
+
+# -- templates and the screening list, copied per clinic on first use ------------------------
+
+def ensure_clinic_data(session: Session, clinic: Clinic) -> None:
+    """Copy the shipped defaults into the clinic's rows the first time they are needed."""
+    have = set(session.exec(select(ConsentTemplate.kind).where(ConsentTemplate.clinic_id == clinic.id).distinct()).all())
+    for spec in default_templates():
+        if spec["kind"] not in have:
+            session.add(ConsentTemplate(clinic_id=clinic.id, kind=spec["kind"], version=1, title=spec["title"],
+                                        body=spec["body"], acknowledgements=spec["acknowledgements"],
+                                        change_note="Shipped default", created_at=utcnow()))
+    if session.exec(select(func.count()).select_from(ContraindicationItem)
+                    .where(ContraindicationItem.clinic_id == clinic.id)).one() == 0:
+        for position, item in enumerate(default_contraindications()):
+            session.add(ContraindicationItem(clinic_id=clinic.id, position=position, **item))
+    session.flush()
+
+
+def current_templates(session: Session, clinic: Clinic) -> dict[str, ConsentTemplate]:
+    """kind -> the newest version, for the clinic."""
+    ensure_clinic_data(session, clinic)
+    newest = (select(ConsentTemplate.kind, func.max(ConsentTemplate.version).label("v"))
+              .where(ConsentTemplate.clinic_id == clinic.id).group_by(ConsentTemplate.kind).subquery())
+    rows = session.exec(select(ConsentTemplate).join(
+        newest, (ConsentTemplate.kind == newest.c.kind) & (ConsentTemplate.version == newest.c.v))
+        .where(ConsentTemplate.clinic_id == clinic.id)).all()
+    return {t.kind: t for t in rows}
+
+
+def active_items(session: Session, clinic: Clinic) -> list[ContraindicationItem]:
+    ensure_clinic_data(session, clinic)
+    return list(session.exec(select(ContraindicationItem).where(
+        ContraindicationItem.clinic_id == clinic.id, ContraindicationItem.active == True)  # noqa: E712
+        .order_by(ContraindicationItem.position, ContraindicationItem.id)).all())
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+def settings(session: Session, clinic: Clinic) -> dict:
+    from core.plugin_state import settings_for
+
+    return settings_for(session, clinic, PLUGIN)
+
+
+def required_kinds(values: dict, modality: str) -> list[str]:
+    return [k for k in values.get(f"required_{modality}", []) if k in KINDS]
+
+
+# -- signing ----------------------------------------------------------------------------------
+
+def signed_text(template: ConsentTemplate, clinic: Clinic) -> str:
+    """The exact text a signer agrees to: the versioned document and every acknowledgement."""
+    lines = [template.title, f"{clinic.name} - version {template.version}", "", template.body.strip(), "",
+             "I confirm each of the following:"]
+    lines += [f"[x] {a}" for a in template.acknowledgements]
+    return "\n".join(lines) + "\n"
+
+
+def signature_digest(*, patient_id: int, template_id: int, signer_name: str, signer_role: str, authority: str,
+                     method: str, signed_at: datetime, text_sha256: str, pdf_sha256: str) -> str:
+    """Binds who signed, when and what (both the text and the PDF bytes) into one digest."""
+    parts = [str(patient_id), str(template_id), signer_name, signer_role, authority, method,
+             signed_at.strftime("%Y-%m-%dT%H:%M:%S.%f"), text_sha256, pdf_sha256]
+    return sha256("\x1f".join(parts))
+
+
+def integrity_ok(record: SignedConsent) -> bool:
+    """The stored text and PDF still match their digests, and the signature still binds them."""
+    return (sha256(record.signed_text) == record.text_sha256 and sha256(record.pdf) == record.pdf_sha256
+            and signature_digest(patient_id=record.patient_id, template_id=record.template_id,
+                                 signer_name=record.signer_name, signer_role=record.signer_role,
+                                 authority=record.representative_authority, method=record.method,
+                                 signed_at=record.signed_at, text_sha256=record.text_sha256,
+                                 pdf_sha256=record.pdf_sha256) == record.signature_sha256)
+
+
+def screening_digest(answers: list[dict]) -> str:
+    return sha256(json.dumps(answers, sort_keys=True, ensure_ascii=False))
+
+
+# -- status of one patient's consents and screening ---------------------------------------------
+
+CONSENT_COLUMNS = (SignedConsent.id, SignedConsent.patient_id, SignedConsent.kind, SignedConsent.version,
+                   SignedConsent.template_id, SignedConsent.signed_at, SignedConsent.signer_name,
+                   SignedConsent.signer_role, SignedConsent.method, SignedConsent.title)
+
+
+@dataclass
+class ConsentState:
+    kind: str
+    title: str
+    status: str  # valid, missing, expired, outdated
+    record: object = None  # a row of CONSENT_COLUMNS (never the PDF)
+    expires_at: datetime | None = None
+
+
+@dataclass
+class PatientStatus:
+    consents: dict[str, ConsentState] = field(default_factory=dict)
+    screening: Screening | None = None
+    screening_stale: bool = False
+    acknowledged: set[str] = field(default_factory=set)
+
+
+def latest_consents(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[tuple[int, str], object]:
+    """(patient, kind) -> the newest signed, unrevoked consent (columns only, no PDF)."""
+    if not patient_ids:
+        return {}
+    revoked = select(ConsentRevocation.consent_id).where(ConsentRevocation.clinic_id == clinic.id)
+    rows = session.exec(select(*CONSENT_COLUMNS).where(
+        SignedConsent.clinic_id == clinic.id, SignedConsent.patient_id.in_(patient_ids),
+        SignedConsent.id.not_in(revoked)).order_by(SignedConsent.signed_at, SignedConsent.id)).all()
+    return {(r.patient_id, r.kind): r for r in rows}
+
+
+def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, PatientStatus]:
+    """Consent and screening status for many patients in a fixed number of queries."""
+    values = settings(session, clinic)
+    templates = current_templates(session, clinic)
+    now = utcnow()
+    validity = timedelta(days=int(values["validity_days"]))
+    latest = latest_consents(session, clinic, patient_ids)
+    result = {pid: PatientStatus() for pid in patient_ids}
+    for pid in patient_ids:
+        for kind, template in templates.items():
+            row = latest.get((pid, kind))
+            if row is None:
+                state = ConsentState(kind, template.title, "missing")
+            else:
+                expires = row.signed_at + validity
+                status = "expired" if expires <= now else "outdated" if row.version < template.version else "valid"
+                state = ConsentState(kind, template.title, status, row, expires)
+            result[pid].consents[kind] = state
+    if patient_ids:
+        screenings = session.exec(select(Screening).where(
+            Screening.clinic_id == clinic.id, Screening.patient_id.in_(patient_ids))
+            .order_by(Screening.answered_at, Screening.id)).all()
+        for s in screenings:
+            result[s.patient_id].screening = s
+        fresh = timedelta(days=int(values["screening_validity_days"]))
+        ids = [st.screening.id for st in result.values() if st.screening is not None]
+        for st in result.values():
+            st.screening_stale = st.screening is not None and st.screening.answered_at + fresh <= now
+        if ids:
+            by_screening = {st.screening.id: st for st in result.values() if st.screening is not None}
+            for sid, code in session.exec(select(Acknowledgement.screening_id, Acknowledgement.item_code).where(
+                    Acknowledgement.clinic_id == clinic.id, Acknowledgement.screening_id.in_(ids))).all():
+                by_screening[sid].acknowledged.add(code)
+    return result
+
+
+# -- the gate -----------------------------------------------------------------------------------
+
+def _url(endpoint: str, **values) -> str:
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:  # a core page that is not there (yet)
+        return ""
+
+
+def blockers_for(session: Session, clinic: Clinic, treatments: list[TreatmentSession]) -> dict[int, list[Blocker]]:
+    """treatment id -> why it may not start. Ids only in links, never names."""
+    values = settings(session, clinic)
+    statuses = status_for(session, clinic, sorted({t.patient_id for t in treatments}))
+    tids = [t.id for t in treatments]
+    baseline: dict[int, VitalSign] = {}
+    bp_acks: set[int] = set()
+    if tids:
+        for v in session.exec(select(VitalSign).where(
+                VitalSign.clinic_id == clinic.id, VitalSign.treatment_id.in_(tids),
+                VitalSign.phase == VitalPhase.baseline).order_by(VitalSign.taken_at, VitalSign.id)).all():
+            baseline[v.treatment_id] = v
+        bp_acks = set(session.exec(select(Acknowledgement.treatment_id).where(
+            Acknowledgement.clinic_id == clinic.id, Acknowledgement.treatment_id.in_(tids),
+            Acknowledgement.item_code == BP_CODE)).all())
+    sys_max, dia_max = int(values["bp_systolic_max"]), int(values["bp_diastolic_max"])
+    out: dict[int, list[Blocker]] = {}
+    for t in treatments:
+        modality = t.modality.value if hasattr(t.modality, "value") else str(t.modality)
+        st = statuses[t.patient_id]
+        found: list[Blocker] = []
+        for kind in required_kinds(values, modality):
+            state = st.consents.get(kind)
+            if state is None or state.status == "valid":
+                continue
+            why = {"missing": "not signed", "expired": "expired, needs a new signature",
+                   "outdated": f"signed for version {state.record.version if state.record else ''}; "
+                               "the current version needs a new signature"}[state.status]
+            found.append(Blocker(f"Consent: {state.title} - {why}",
+                                 _url("consent.tablet_sign", patient_id=t.patient_id, kind=kind)))
+        if st.screening is None or st.screening_stale:
+            found.append(Blocker("Contraindication screening " + ("is out of date" if st.screening else "is missing"),
+                                 _url("consent.screening", patient_id=t.patient_id)))
+        else:
+            for answer in st.screening.answers:
+                if not answer.get("yes") or modality not in answer.get("modalities", []):
+                    continue
+                if answer["severity"] == "absolute":
+                    found.append(Blocker(f"Absolute contraindication: {answer['label']}",
+                                         _url("consent.patient", patient_id=t.patient_id)))
+                elif answer["code"] not in st.acknowledged:
+                    found.append(Blocker(f"Relative contraindication needs a clinician's acknowledgement: {answer['label']}",
+                                         _url("consent.acknowledge", patient_id=t.patient_id,
+                                              screening_id=st.screening.id, code=answer["code"])))
+        vital = baseline.get(t.id)
+        if vital is not None and (vital.systolic > sys_max or vital.diastolic > dia_max) and t.id not in bp_acks:
+            found.append(Blocker(f"Blood pressure at check-in {vital.systolic}/{vital.diastolic} is above the clinic's "
+                                 f"threshold {sys_max}/{dia_max}: a clinician must acknowledge it",
+                                 _url("consent.acknowledge_bp", treatment_id=t.id)))
+        out[t.id] = found
+    return out
+
+
+# -- writing the signed records ------------------------------------------------------------------
+
+@dataclass
+class Signer:
+    name: str
+    role: str = "patient"  # patient, representative
+    authority: str = ""
+    method: str = "typed"  # typed, drawn, witnessed_verbal
+    signature_png: bytes | None = None
+    channel: str = "tablet"
+    ip: str = ""
+    user_agent: str = ""
+    staff_user_id: int | None = None
+    staff_name: str = ""
+
+
+def sign(session: Session, clinic: Clinic, patient, template: ConsentTemplate, signer: Signer, token: str,
+         *, pdf_from_html=None, supersedes_id: int | None = None, at: datetime | None = None) -> SignedConsent:
+    """Store a signed consent with its exact text, PDF and digests (one immutable row)."""
+    import base64
+
+    from flask import current_app
+
+    from core.pdf import html_to_pdf
+
+    signed_at = at or utcnow()
+    text = signed_text(template, clinic)
+    text_hash = sha256(text)
+    image = ("data:image/png;base64," + base64.b64encode(signer.signature_png).decode()) if signer.signature_png else ""
+    # rendered from the Jinja environment directly: no request context is needed (the demo seed has none)
+    html = current_app.jinja_env.get_template("consent/signed_pdf.html").render(clinic=clinic, patient=patient, template=template,
+                           body=markdown(template.body), signer=signer, signed_at=signed_at, text_sha256=text_hash,
+                           signature_image=image,
+                           signed_local=signed_at.astimezone(ZoneInfo(clinic.timezone)).strftime("%Y-%m-%d %H:%M %Z"))
+    pdf = (pdf_from_html or (lambda h: html_to_pdf(h, clinic=clinic)))(html)
+    pdf_hash = sha256(pdf)
+    record = SignedConsent(
+        clinic_id=clinic.id, patient_id=patient.id, template_id=template.id, kind=template.kind,
+        version=template.version, title=template.title, signed_text=text, text_sha256=text_hash,
+        signer_role=signer.role, signer_name=signer.name, representative_authority=signer.authority,
+        method=signer.method, signature_png=signer.signature_png, channel=signer.channel, signed_at=signed_at,
+        ip=signer.ip[:45], user_agent=signer.user_agent[:300], staff_user_id=signer.staff_user_id,
+        staff_name=signer.staff_name, submission_token=token, supersedes_id=supersedes_id, pdf=pdf,
+        pdf_sha256=pdf_hash,
+        signature_sha256=signature_digest(patient_id=patient.id, template_id=template.id, signer_name=signer.name,
+                                          signer_role=signer.role, authority=signer.authority, method=signer.method,
+                                          signed_at=signed_at, text_sha256=text_hash, pdf_sha256=pdf_hash))
+    session.add(record)
+    session.flush()
+    return record
+
+
+def record_screening(session: Session, clinic: Clinic, patient, items: list[ContraindicationItem], yes: set[str], *,
+                     answered_by: str, channel: str, user_id: int | None, ip: str = "",
+                     at: datetime | None = None) -> Screening:
+    """Store the answers with the questions as asked, so later list edits never change history."""
+    answers = [{"code": i.code, "label": i.label, "severity": i.severity, "modalities": list(i.modalities),
+                "yes": i.code in yes} for i in items]
+    screening = Screening(clinic_id=clinic.id, patient_id=patient.id, answers=answers, answered_by=answered_by,
+                          user_id=user_id, channel=channel, answered_at=at or utcnow(),
+                          text_sha256=screening_digest(answers), ip=ip[:45])
+    session.add(screening)
+    session.flush()
+    return screening
+
+
+def acknowledge(session: Session, clinic: Clinic, patient_id: int, *, code: str, label: str, rationale: str,
+                clinician, screening_id: int | None = None, treatment_id: int | None = None, ip: str = "",
+                at: datetime | None = None) -> Acknowledgement:
+    """A clinician's signed decision to proceed despite a relative contraindication or a high BP."""
+    signed_at = at or utcnow()
+    statement = "\x1f".join([str(patient_id), str(screening_id or ""), str(treatment_id or ""), code, label,
+                             rationale, str(clinician.id), clinician.name, signed_at.isoformat()])
+    ack = Acknowledgement(clinic_id=clinic.id, patient_id=patient_id, screening_id=screening_id,
+                          treatment_id=treatment_id, item_code=code, item_label=label, rationale=rationale,
+                          clinician_user_id=clinician.id, clinician_name=clinician.name, signed_at=signed_at,
+                          ip=ip[:45], text_sha256=sha256(statement))
+    session.add(ack)
+    session.flush()
+    return ack
