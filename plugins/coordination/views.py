@@ -272,7 +272,6 @@ def preview(letter_id: int):
                           signer=current_user if current_user.role.value in WRITE else None, extra_sections=sections)
     audit.record("coordination.letter_previewed", object_type="coordination_letter", object_id=letter.id,
                  patient_id=letter.patient_id)
-    ctx.pop("clinic")
     return render_template("coordination/preview.html", plugin_errors=errors, **ctx)
 
 
