@@ -71,7 +71,7 @@ def build_manager(plugins=None, blocked=()) -> tuple[pluggy.PluginManager, dict[
         try:
             pm.register(module, name=name)
             pm.check_pending()
-        except pluggy.PluginValidationError as exc:
+        except (pluggy.PluginValidationError, ValueError) as exc:  # ValueError: registered twice
             raise PluginLoadError(f"plugin {name!r} is invalid: {exc}") from exc
         hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
         loaded[name] = PluginInfo(name, module, version or getattr(module, "__version__", ""),

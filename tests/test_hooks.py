@@ -24,7 +24,7 @@ from core.models import Clinic, Patient, TreatmentSession, User, utcnow
 from core.pdf import html_to_pdf
 from core.plugin_state import save_settings, set_enabled, settings_for
 from core.slots import Blocker, LetterSection, NavItem, Panel, PortalItem, Widget
-from tests.example_plugins import BUILTIN, RATINGS, STAMP, migrate, ratings, stamp
+from tests.example_plugins import BUILTIN, RATINGS, STAMP, fresh, migrate, ratings, stamp
 from tests.example_plugins.fixtures import examples_app  # noqa: F401 - a fixture
 from tests.example_plugins.ratings.models import Rating
 
@@ -127,7 +127,7 @@ def test_seed_demo_data_runs_with_the_demo(databases, backend):
 # -- per request ----------------------------------------------------------------------------
 
 def test_slot_hooks_fill_pages_for_enabled_clinics_only(examples_app, db):
-    from tests.support import login
+    from tests.support import login, post
 
     app = examples_app
     clinics = _clinics(db)
@@ -150,6 +150,7 @@ def test_slot_hooks_fill_pages_for_enabled_clinics_only(examples_app, db):
     # and on real pages: the dashboard and the portal at stillwater
     client = app.test_client()
     login(app, client, "admin")
+    assert post(app, client, "/switch-clinic", {"clinic_id": clinics["stillwater"].id}).status_code == 302
     page = client.get("/").text
     assert '<a href="/ratings/">Ratings</a>' in page and "visit ratings on file" in page
     patient_client = app.test_client()
@@ -209,6 +210,19 @@ def test_events_reach_enabled_plugins_each_isolated(examples_app, db):
     assert ratings.CALLS == [("treatment_completed", f"stillwater:{treatment.id}"),
                              ("patient_created", f"stillwater:{patient.id}"),
                              ("document_issued", "stillwater:superbill:7")]
+
+    # end to end: adding a patient fires patient_created after the commit; faulty's raise
+    # neither loses the patient nor stops ratings from hearing about it
+    from tests.support import login, post
+
+    client = app.test_client()
+    login(app, client, "clinician")
+    resp = post(app, client, "/patients/new", {"mrn": "EV-1", "legal_first_name": "Event", "legal_last_name": "Test",
+                                               "dob": "1980-02-03", "sex": "F", "state": "CA"})
+    assert resp.status_code == 302, resp.text
+    fresh(db)
+    created = db.exec(select(Patient).where(Patient.clinic_id == stillwater.id, Patient.mrn == "EV-1")).one()
+    assert ratings.CALLS[-1] == ("patient_created", f"stillwater:{created.id}")
 
 
 # -- single decisions ----------------------------------------------------------------------

@@ -148,6 +148,10 @@ def test_faulty_plugin_loses_only_its_part(examples_app, db, caplog):
 
     clinic = _clinics(db)["stillwater"]
     patient = db.exec(select(Patient).where(Patient.clinic_id == clinic.id)).first()
+    _switch(app, client, clinic)
+    chart = client.get(f"/patients/{patient.id}")
+    assert chart.status_code == 200 and "Visit ratings" in chart.text and "Add rating" in chart.text
+    assert "The faulty plugin could not show its part of this page." in chart.text
     admin = db.exec(select(User).where(User.email == "admin@demo.glia.example")).one()
     with app.test_request_context():
         panels, errors = relay(clinic).collect("patient_chart_panels", clinic=clinic, patient=patient, user=admin)

@@ -44,7 +44,7 @@ def test_admin_disables_plugin_for_harbor_only(page, live_server, sign_in):
     screenshot(page, "admin-plugins")
 
     _switch_to(page, HARBOR)
-    expect(nav.get_by_role("link", name="Dashboard")).to_be_visible()
+    expect(nav.get_by_role("link", name="Patients")).to_be_visible()
     expect(nav.get_by_role("link", name="Ratings")).to_have_count(0)
     expect(page.get_by_text("visit ratings on file")).to_have_count(0)
     response = page.goto(f"{live_server}/ratings/")
