@@ -132,10 +132,9 @@ def fees():
     if request.method == "POST":
         for fee in rows:
             raw = request.form.get(f"price_{fee.code}")
-            if raw is None:
-                continue
             try:
-                fee.price_cents = service.parse_amount(raw, field=f"{fee.code} price")
+                if raw is not None:
+                    fee.price_cents = service.parse_amount(raw, field=f"{fee.code} price")
             except BillingError as exc:
                 errors[fee.code] = exc.message
             if fee.kind == "drug":
