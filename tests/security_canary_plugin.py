@@ -9,6 +9,7 @@ from core.auth import staff
 from core.db import get_session
 from core.hookspecs import hookimpl
 from core.models import Patient
+from core.pdf import html_to_pdf, pdf_response
 
 bp = Blueprint("canary", __name__, url_prefix="/canary")
 
@@ -17,6 +18,13 @@ bp = Blueprint("canary", __name__, url_prefix="/canary")
 @staff()
 def ping():
     return "pong"
+
+
+@bp.get("/document")
+@staff()
+def document():
+    """A document response, to check headers on PDFs whatever the built-in plugins serve."""
+    return pdf_response(html_to_pdf("<p>Test document</p>"), "test.pdf")
 
 
 @bp.get("/boom/<int:patient_id>")
