@@ -7,7 +7,7 @@ from sqlalchemy import event
 from sqlmodel import select
 
 from core.db import session_scope
-from core.models import AuditEvent, Clinic, Diagnosis, OutcomeScore, Patient
+from core.models import AuditEvent, Clinic, Diagnosis, Medication, OutcomeScore, Patient
 from tests.support import login, post
 from tests.test_workflow import count, plugin, reader
 
@@ -169,3 +169,25 @@ def test_pages_use_a_fixed_number_of_queries(make_app, db):
     few, many = patient_by_mrn(db, "ST1000"), patient_by_mrn(db, "ST1004")  # 0 and 8 past sessions
     assert queries(f"/patients/{few.id}") == queries(f"/patients/{many.id}")
     assert queries("/patients/") < 20
+
+
+def test_medications_are_added_validated_and_stopped(app, client, db):
+    p = patient_by_mrn(db, "ST1007")
+    login(app, client, "clinician")
+    bad = post(app, client, f"/patients/{p.id}/medications", {"med_name": "", "drug_class": "candy",
+                                                              "start_date": "2026-13-01", "sensitivity": "general"})
+    assert bad.status_code == 422
+    for message in ("Medication is required", "Choose a drug class", "enter a real date"):
+        assert message in bad.text
+    ok = post(app, client, f"/patients/{p.id}/medications", {"med_name": "Alprazolam", "drug_class": "benzodiazepine",
+                                                             "med_dose": "0.5 mg", "sensitivity": "general",
+                                                             "patient_id": "1"})
+    assert ok.status_code == 302
+    with reader(db) as s:
+        med = s.exec(select(Medication).where(Medication.name == "Alprazolam", Medication.patient_id == p.id)).one()
+    assert "Alprazolam" in client.get(f"/patients/{p.id}").text
+    other = patient_by_mrn(db, "ST1008")
+    assert post(app, client, f"/patients/{other.id}/medications/{med.id}/stop").status_code == 404
+    assert post(app, client, f"/patients/{p.id}/medications/{med.id}/stop").status_code == 302
+    with reader(db) as s:
+        assert s.get(Medication, med.id).stop_date is not None

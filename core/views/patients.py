@@ -6,10 +6,12 @@ current clinic, and every read of patient data writes one audit row.
 """
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import func, or_
 from sqlmodel import select
 
@@ -18,7 +20,7 @@ from core.auth import staff
 from core.db import get_session
 from core.forms import SEXES, Form, local_datetime
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
-                         OutsideClinician, Patient, Provider, TreatmentSession, utcnow)
+                         OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, utcnow)
 from core.slots import Panel
 from core.validators import icd10_description, icd10_problem
 from core.web import after_commit
@@ -39,12 +41,27 @@ QUESTIONS = {
                       "Being so restless that it is hard to sit still", "Becoming easily annoyed or irritable",
                       "Feeling afraid, as if something awful might happen"],
 }
+DRUG_CLASSES = {"ssri": "SSRI", "snri": "SNRI", "ndri": "NDRI (bupropion)", "tca": "Tricyclic", "maoi": "MAOI",
+                "sari": "SARI (trazodone)", "nassa": "NaSSA (mirtazapine)", "benzodiazepine": "Benzodiazepine",
+                "sedative_hypnotic": "Sedative hypnotic", "anticonvulsant": "Anticonvulsant (e.g. lamotrigine)",
+                "stimulant": "Psychostimulant", "opioid": "Opioid", "opioid_antagonist": "Opioid antagonist",
+                "antipsychotic": "Antipsychotic", "lithium": "Lithium", "antihypertensive": "Antihypertensive",
+                "other": "Other"}
 PATIENT_TEXT = [  # (field, label, max length)
     ("preferred_name", "Preferred name", 100), ("address_line1", "Address", 200), ("address_line2", "Address line 2", 200),
     ("city", "City", 100), ("member_id", "Insurance member ID", 40), ("escort_name", "Escort name", 200),
     ("emergency_contact_name", "Emergency contact", 200),
 ]
 PATIENT_PHONES = [("phone", "Phone"), ("escort_phone", "Escort phone"), ("emergency_contact_phone", "Emergency contact phone")]
+
+
+def as_html(items: list) -> list:
+    """Slot html is what a plugin's render_template produced (autoescaped), so it renders as HTML.
+
+    core.slots documents Widget.html and Panel.html that way; plugins that hand back the plain
+    string render_template returns would otherwise be shown as escaped source.
+    """
+    return [dataclasses.replace(i, html=Markup(i.html)) for i in items]
 
 
 def is_clinical(user) -> bool:
@@ -258,12 +275,14 @@ def chart_context(patient: Patient) -> dict:
             response=scoring.response_status(phq[0].total if phq else None, phq[-1].total if phq else None),
             clinician_options=[(c.id, f"{c.name} ({c.kind.value.replace('_', ' ')})") for c in db.exec(
                 select(OutsideClinician).where(OutsideClinician.clinic_id == clinic.id).order_by(OutsideClinician.name)).all()],
-            questions=QUESTIONS, answers=ANSWERS,
+            questions=QUESTIONS, answers=ANSWERS, drug_class_options=list(DRUG_CLASSES.items()),
+            sensitivity_options=[("general", "General"), ("psychotherapy_note", "Psychotherapy note"),
+                                 ("part2", "42 CFR Part 2 record")],
             kind_options=[(k.value, k.value.replace("_", " ").capitalize()) for k in ClinicianKind],
         )
         panels, errors = hooks.relay(clinic).collect("patient_chart_panels", expect=Panel, clinic=clinic,
                                                      patient=patient, user=current_user)
-        ctx.update(panels=hooks.ordered(panels), plugin_errors=errors)
+        ctx.update(panels=as_html(hooks.ordered(panels)), plugin_errors=errors)
     return ctx
 
 
@@ -335,6 +354,52 @@ def add_diagnosis(patient_id: int):
     audit.record("diagnosis.create", object_type="diagnosis", object_id=dx.id, patient_id=patient.id)
     flash(f"Diagnosis {code} added.")
     return redirect(url_for("patients.chart", patient_id=patient.id) + "#diagnoses")
+
+
+@bp.post("/<int:patient_id>/medications")
+@staff(*CHARTING_ROLES)
+def add_medication(patient_id: int):
+    """A current medication; the coordination plugin reads these to flag interactions with ketamine."""
+    patient = get_patient(patient_id)
+    form = Form(request.form)
+    name = form.text("med_name", "Medication", required=True, max_len=120)
+    drug_class = form.choice("drug_class", "Drug class", DRUG_CLASSES)
+    form.text("med_dose", "Dose", max_len=60)
+    form.text("med_frequency", "Frequency", max_len=60)
+    form.text("prescriber", "Prescriber", max_len=200)
+    started = form.date("start_date", "Start date", required=False, not_future=True)
+    sensitivity = form.choice("sensitivity", "Sensitivity", [x.value for x in Sensitivity])
+    if not form.ok:
+        return render_chart(patient, status=422, errors=form.errors, values=form.values, open_form="medication")
+    med = Medication(clinic_id=g.clinic.id, patient_id=patient.id, name=name, drug_class=drug_class,
+                     dose=form.values["med_dose"], frequency=form.values["med_frequency"],
+                     prescriber=form.values["prescriber"], start_date=started, sensitivity=Sensitivity(sensitivity),
+                     created_at=utcnow())
+    db = get_session()
+    db.add(med)
+    db.flush()
+    audit.record("medication.create", object_type="medication", object_id=med.id, patient_id=patient.id)
+    flash("Medication added.")
+    return redirect(url_for("patients.chart", patient_id=patient.id) + "#medications")
+
+
+@bp.post("/<int:patient_id>/medications/<int:medication_id>/stop")
+@staff(*CHARTING_ROLES)
+def stop_medication(patient_id: int, medication_id: int):
+    patient = get_patient(patient_id)
+    db = get_session()
+    med = db.exec(select(Medication).where(Medication.id == medication_id, Medication.clinic_id == g.clinic.id,
+                                           Medication.patient_id == patient.id)).first()
+    if med is None:
+        audit.record_denied("medication.access", object_type="medication", object_id=medication_id,
+                            patient_id=patient.id)
+        abort(404)
+    if med.current:
+        med.stop_date = date.today()
+        db.add(med)
+        audit.record("medication.stop", object_type="medication", object_id=med.id, patient_id=patient.id)
+        flash(f"{med.name} marked as stopped.")
+    return redirect(url_for("patients.chart", patient_id=patient.id) + "#medications")
 
 
 @bp.post("/<int:patient_id>/care-team")
