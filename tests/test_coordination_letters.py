@@ -14,6 +14,7 @@ from sqlmodel import func, select
 from core.db import new_session
 from core.models import (AuditEvent, CareTeamMember, Clinic, ClinicianKind, Instrument, Medication, OutcomeScore,
                          OutsideClinician, Patient, Sensitivity)
+from plugins.coordination.compose import clinic_today
 from plugins.coordination.models import (CoordinationDisclosure, CoordinationDocument, CoordinationLetter,
                                          CoordinationPermission)
 from tests.support import login, post
@@ -117,6 +118,7 @@ def test_progress_letter_pdf_carries_the_chart_signed_and_immutable(app, client,
         table = table[m.end():]
     assert "Electronically signed by Cleo Clinician, MD" in body
     assert "Please send your latest note." in body and "Call 988" in body
+    assert "Consent and safety screening" in body  # the consent plugin's letter_sections answer
 
     db = fresh()
     doc = db.exec(select(CoordinationDocument).where(CoordinationDocument.patient_id == patient.id)).one()
@@ -143,7 +145,7 @@ def test_sending_logs_the_disclosure_and_tampered_bytes_are_refused(app, client,
     login(app, client, "clinician")
     letter_id = write_letter(app, client, patient.id, psychiatrist, kind="treatment_start")
     sign(app, client, letter_id)
-    today = date.today().isoformat()
+    today = clinic_today(clinic(db)).isoformat()
 
     bad = post(app, client, f"/coordination/letters/{letter_id}/sent", {"method": "pigeon", "sent_on": today})
     assert bad.status_code == 422 and "fax, mail, secure email or hand delivery" in bad.text
@@ -152,7 +154,7 @@ def test_sending_logs_the_disclosure_and_tampered_bytes_are_refused(app, client,
     db = fresh()
     row = db.exec(select(CoordinationDisclosure).where(CoordinationDisclosure.patient_id == patient.id)).one()
     doc = db.exec(select(CoordinationDocument).where(CoordinationDocument.patient_id == patient.id)).one()
-    assert (row.recipient_id, row.method, row.sent_on, row.document_id) == (psychiatrist, "fax", date.today(), doc.id)
+    assert (row.recipient_id, row.method, row.sent_on, row.document_id) == (psychiatrist, "fax", date.fromisoformat(today), doc.id)
     assert "Treatment start" in row.description and doc.sha256 in row.description
     assert row.user_id == db.exec(select(AuditEvent.user_id).where(AuditEvent.action == "coordination.disclosed",
                                                              AuditEvent.patient_id == patient.id)).one()
@@ -206,7 +208,7 @@ def test_privacy_sensitive_data_needs_an_authorization(app, client, db, fresh):
 
     # the patient's consent covering Part 2 only: Part 2 records go, with the re-disclosure notice
     resp = post(app, client, f"/coordination/patients/{patient.id}/permissions",
-                {"recipient_id": psychiatrist, "granted_on": date.today().isoformat(), "covers_part2": "1"})
+                {"recipient_id": psychiatrist, "granted_on": clinic_today(clinic(db)).isoformat(), "covers_part2": "1"})
     assert resp.status_code == 302
     second = write_letter(app, client, patient.id, psychiatrist, include_part2="1", include_psychotherapy_notes="1",
                           psychotherapy_note="Private session content.")
@@ -222,12 +224,13 @@ def test_clinic_setting_requires_permission_before_sending(app, client, db, fres
     patient, _benzo, psychiatrist = benzo_patient(db)
     manager = app.test_client()
     login(app, manager, "manager")
-    resp = post(app, manager, "/coordination/settings", {"require_patient_permission": "1", "induction_sessions": "6"})
+    resp = post(app, manager, "/coordination/settings", {"require_patient_permission": "1", "induction_sessions": "6",
+                                                         "treatment_start.opening": "Our clinic's own opening words."})
     assert resp.status_code == 302
     login(app, client, "clinician")
     letter_id = write_letter(app, client, patient.id, psychiatrist, kind="treatment_start")
-    sign(app, client, letter_id)
-    today = date.today()
+    assert "Our clinic's own opening words." in pdf_text(sign(app, client, letter_id))  # the clinic's wording
+    today = clinic_today(clinic(db))  # the clinic's date, not the server's
 
     def send():
         return post(app, client, f"/coordination/letters/{letter_id}/sent", {"method": "mail", "sent_on": today.isoformat()})
