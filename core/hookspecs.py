@@ -102,4 +102,4 @@ def document_issued(clinic, document):
 
 @hookspec(firstresult=True)
 def render_pdf(html, base_url):
-    """Return PDF bytes for ``html``; core's WeasyPrint default runs last."""
+    """Return PDF bytes for ``html`` (or None to pass); the first answer wins, core's WeasyPrint runs last."""

@@ -17,9 +17,9 @@ from sqlalchemy.engine import make_url
 
 from core import create_app
 from core.cli import cli
-from core.migrate import SchemaError
+from core.migrate import SchemaError, check
 from tests.conftest import BUILTIN, PG_URL
-from tests.example_plugins import RATINGS
+from tests.example_plugins import RATINGS, migrate
 
 CONFIG = {"GLIA_ENV": "testing", "SECRET_KEY": "t" * 40}
 
@@ -36,6 +36,12 @@ def test_db_check_agrees(db_url):
     out = CliRunner().invoke(cli, ["db", "check"], env={"GLIA_DATABASE_URL": db_url})
     assert out.exit_code == 0, out.output
     assert "Models and migrations agree." in out.output
+    # a third-party plugin's own migrations agree with its models too
+    migrate(db_url, BUILTIN + [RATINGS])
+    app = create_app({**CONFIG, "GLIA_DATABASE_URL": db_url}, plugins=BUILTIN + [RATINGS])
+    with app.app_context():
+        assert check(app.extensions["glia"]) == []
+    app.extensions["glia"].engine.dispose()
 
 
 @pytest.fixture
