@@ -61,11 +61,11 @@ def sqlite_file(url: str) -> Path | None:
 
 
 def new_session(engine: Engine, *, write: bool = True) -> Session:
-    """A session; a read-only one (write=False) does not take SQLite's write lock."""
-    session = Session(engine, expire_on_commit=False)
+    """A session; a read-only one (write=False) never takes SQLite's write lock up front,
+    in any of its transactions, so it cannot hold up writers."""
     if not write and is_sqlite(engine):
-        session.connection(execution_options={"sqlite_begin": "DEFERRED"})
-    return session
+        engine = engine.execution_options(sqlite_begin="DEFERRED")
+    return Session(engine, expire_on_commit=False)
 
 
 @contextmanager
