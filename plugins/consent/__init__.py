@@ -67,23 +67,13 @@ def nav_items(clinic, user):
     return [NavItem("Consents", url_for("consent.templates"), order=400, roles=("admin", "manager"))]
 
 
-def _modality_of(session, clinic, patient_id: int) -> str | None:
-    """The modality of the patient's next session, else of their latest one."""
-    rows = session.exec(select(TreatmentSession.modality, TreatmentSession.status).where(
-        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id)
-        .order_by(TreatmentSession.scheduled_at.desc())).all()
-    upcoming = [m for m, s in rows if s in (SessionStatus.scheduled, SessionStatus.checked_in)]
-    chosen = upcoming[-1] if upcoming else rows[0][0] if rows else None
-    return chosen.value if chosen is not None else None
-
-
 @hookimpl
 def patient_chart_panels(clinic, patient, user):
     from core.db import get_session
 
     session = get_session()
     st = service.status_for(session, clinic, [patient.id])[patient.id]
-    modality = _modality_of(session, clinic, patient.id)
+    modality = service.modality_of(session, clinic, patient.id)
     required = service.required_kinds(service.settings(session, clinic), modality) if modality else []
     html = render_template("consent/panel.html", patient=patient, st=st, required=required, modality=modality)
     return [Panel("Consents and screening", html, order=20)]
@@ -118,7 +108,7 @@ def portal_items(clinic, patient):
 
     session = get_session()
     st = service.status_for(session, clinic, [patient.id])[patient.id]
-    modality = _modality_of(session, clinic, patient.id)
+    modality = service.modality_of(session, clinic, patient.id)
     items = []
     for kind in (service.required_kinds(service.settings(session, clinic), modality) if modality else []):
         state = st.consents.get(kind)

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from sqlmodel import Session, func, select
 from werkzeug.routing import BuildError
 
-from core.models import Clinic, Modality, TreatmentSession, VitalPhase, VitalSign, utcnow
+from core.models import Clinic, Modality, SessionStatus, TreatmentSession, VitalPhase, VitalSign, utcnow
 from core.slots import Blocker
 from plugins.consent.models import (Acknowledgement, ConsentRevocation, ConsentTemplate, ContraindicationItem,
                                     Screening, SignedConsent)
@@ -241,6 +241,16 @@ def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict
                     Acknowledgement.clinic_id == clinic.id, Acknowledgement.screening_id.in_(ids))).all():
                 by_screening[sid].acknowledged.add(code)
     return result
+
+
+def modality_of(session, clinic, patient_id: int) -> str | None:
+    """The modality of the patient's next session, else of their latest one."""
+    rows = session.exec(select(TreatmentSession.modality, TreatmentSession.status).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id)
+        .order_by(TreatmentSession.scheduled_at.desc())).all()
+    upcoming = [m for m, s in rows if s in (SessionStatus.scheduled, SessionStatus.checked_in)]
+    chosen = upcoming[-1] if upcoming else rows[0][0] if rows else None
+    return chosen.value if chosen is not None else None
 
 
 # -- the gate -----------------------------------------------------------------------------------

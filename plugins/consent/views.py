@@ -222,9 +222,13 @@ def tablet_sign(patient_id: int, kind: str):
 def signed(patient_id: int, consent_id: int):
     p = _patient(patient_id)
     record = _consent(p, consent_id)
-    st = service.status_for(get_session(), g.clinic, [p.id])[p.id]
+    db = get_session()
+    st = service.status_for(db, g.clinic, [p.id])[p.id]
+    modality = service.modality_of(db, g.clinic, p.id)
+    required = service.required_kinds(service.settings(db, g.clinic), modality) if modality else []
     audit.record("consent.view", object_type="consent", object_id=record.id, patient_id=p.id)
-    return render_template("consent/signed.html", patient=p, record=record, st=st)
+    return render_template("consent/signed.html", patient=p, record=record,
+                           todo=[st.consents[k] for k in required if st.consents[k].status != "valid"])
 
 
 @bp.get("/patients/<int:patient_id>/consents/<int:consent_id>.pdf")
