@@ -102,8 +102,13 @@ _databases: dict[str, Databases] = {}
 
 @pytest.fixture(scope="session")
 def databases(tmp_path_factory):
-    yield lambda backend: _databases.setdefault(
-        backend, Databases(backend, tmp_path_factory.mktemp(f"db-{backend}")))
+    def get(backend: str) -> Databases:
+        # built once per backend (setdefault would build, then discard, a template every call)
+        if backend not in _databases:
+            _databases[backend] = Databases(backend, tmp_path_factory.mktemp(f"db-{backend}"))
+        return _databases[backend]
+
+    yield get
     for dbs in _databases.values():
         dbs.drop_all()
 
