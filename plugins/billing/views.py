@@ -10,7 +10,7 @@ import uuid
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlmodel import select
+from sqlmodel import or_, select
 
 from core import audit
 from core.auth import current_patient, patient_only, staff
@@ -94,8 +94,11 @@ def index():
     names = _names(session, {inv.patient_id for inv, _t, _a in rows})
     overruns = service.estimate_overruns(session, clinic.id)
     over_names = _names(session, set(overruns))
-    patients = session.exec(select(Patient).where(Patient.clinic_id == clinic.id, Patient.archived.is_(False))
-                            .order_by(Patient.legal_last_name, Patient.legal_first_name)).all()
+    patients = session.exec(select(Patient).where(Patient.clinic_id == clinic.id, Patient.archived.is_(False), or_(
+        Patient.id.in_(select(BillingCharge.patient_id).where(BillingCharge.clinic_id == clinic.id)),
+        Patient.id.in_(select(BillingPackage.patient_id).where(BillingPackage.clinic_id == clinic.id)),
+        Patient.id.in_(select(BillingEstimate.patient_id).where(BillingEstimate.clinic_id == clinic.id))))
+        .order_by(Patient.legal_last_name, Patient.legal_first_name)).all()
     audit.record("billing.overview", object_type="clinic", object_id=clinic.id)
     return render_template("billing/index.html", review=list(review.values()), aging=rows, buckets=buckets,
                            names=names, overruns=overruns, over_names=over_names, patients=patients)
