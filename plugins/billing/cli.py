@@ -46,7 +46,6 @@ def superbills_command(slug: str, year: int, out_dir: Path, workers: int):
         from plugins.billing import service
 
         patient_ids = service.patient_ids_with_paid_services(session, clinic.id, year)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if not patient_ids:
         click.echo(f"No patient has paid services in {year}.")
         return
@@ -62,6 +61,7 @@ def run_batch(url: str, plugins: list, clinic_id: int, year: int, out_dir: Path,
               workers: int, progress: bool = False) -> tuple[list[Path], list]:
     """Fan the patients out over ``workers`` processes; returns (files written, problems)."""
     written, problems = [], []
+    out_dir.mkdir(parents=True, exist_ok=True)
     ctx = get_context("fork") if hasattr(os, "fork") else get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(url, plugins)) as pool:
