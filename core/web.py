@@ -5,7 +5,7 @@ import logging
 import secrets
 import traceback
 
-from flask import Flask, current_app, g, make_response, render_template, request
+from flask import Flask, current_app, g, make_response, render_template, request, session
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -149,6 +149,7 @@ def _failure_page(err: BaseException):
         except Exception:  # noqa: BLE001 - a dead connection is closed at teardown
             log.error("rollback failed too [ref %s]", ref)
     g.failed = True
+    session.pop("_flashes", None)  # a "saved" notice queued by the view would now be a lie
     message = f"The error has been logged with reference {ref}."
     try:
         body = render_template("error.html", code=500, title="Something went wrong", message=message, ref=ref)
