@@ -12,7 +12,7 @@ from sqlmodel import func, select
 
 from core.db import get_session, new_session
 from core.hooks import relay
-from core.models import (AuditEvent, Clinic, ImmutableRecordError, Modality, Patient, PluginState, SessionStatus,
+from core.models import (AuditEvent, Clinic, ImmutableRecordError, Patient, PluginState, SessionStatus,
                          TreatmentSession, utcnow)
 from plugins.billing.models import (BillingCharge, BillingEstimate, BillingInvoice, BillingPayment,
                                     BillingPortalLink, BillingSuperbill, BillingSuperbillVoid)
@@ -383,3 +383,38 @@ def test_batch_cli_writes_year_of_superbills(app, db, tmp_path):
     issued = db.exec(select(BillingSuperbill).where(BillingSuperbill.scope == "year")).all()
     assert len(issued) == len(files)
     assert "Total charges (28)" in pdf_text(files[0].read_bytes())
+
+
+def test_superbill_rules_refuse_bad_lines(app, db):
+    """Add-on without primary, G-code with J0013, deleted code, J3490 without NDC, pointer past the list."""
+    from plugins.billing import service
+    from core.models import Diagnosis, Provider
+
+    patient = _portal_patient(db)
+    with app.app_context():
+        w = new_session(app.extensions["glia"].engine)
+        clinic = w.get(Clinic, patient.clinic_id)
+        provider = w.exec(select(Provider).where(Provider.clinic_id == clinic.id)).first()
+        w.add(Diagnosis(clinic_id=clinic.id, patient_id=patient.id, code="F33", description="category"))
+        day = utcnow().date() + timedelta(days=3)
+        lines = []
+        for code, pointers, ndc in [("96366", "A", ""), ("G2082", "A", ""), ("J0013", "A", ""), ("99201", "A", ""),
+                                    ("J3490", "A", ""), ("96372", "Z", "")]:
+            c = BillingCharge(clinic_id=clinic.id, patient_id=patient.id, provider_id=provider.id, service_date=day,
+                              code=code, descriptor=code, unit_price_cents=1000, amount_cents=1000, ndc=ndc,
+                              pointers=pointers, created_at=utcnow())
+            w.add(c)
+            lines.append(c)
+        w.flush()
+        inv = service.create_invoice(w, clinic.id, patient.id, [c.id for c in lines], None)
+        service.record_payment(w, clinic.id, inv.id, amount_cents=inv.total_cents, method="cash", key="rules")
+        _data, errors = service.build_superbill(w, clinic, w.get(Patient, patient.id), day, day, "visit")
+        w.rollback()
+        w.close()
+    text_ = " ".join(message for message, _where in errors)
+    assert "add-on code 96366 needs its primary code (96365)" in text_
+    assert "G2082 already includes the drug; it cannot be billed with J0013" in text_
+    assert "99201 was deleted on 2021-01-01; use 99202 instead" in text_
+    assert "J3490 needs an NDC and a dose" in text_
+    assert "pointer Z is not a listed diagnosis" in text_
+    assert "F33 is a category; choose a billable code under it" in text_

@@ -21,7 +21,7 @@ from core.plugin_state import save_settings, settings_for
 from core.validators import clean_text, parse_date
 from core.web import after_commit
 from plugins.billing import service
-from plugins.billing.models import (BillingCharge, BillingEstimate, BillingFee, BillingInvoice, BillingPackage,
+from plugins.billing.models import (BillingCharge, BillingEstimate, BillingInvoice, BillingPackage,
                                     BillingPayment, BillingPortalLink, BillingSuperbill, BillingSuperbillVoid)
 from plugins.billing.service import BillingError, SuperbillInvalid, invoice_label
 
