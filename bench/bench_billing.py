@@ -1,7 +1,8 @@
 """Billing benchmarks, printed as ratios (QUALITY.md targets; not part of the test run).
 
 1. A superbill PDF through our whole path (data, validation, hook, template, render_pdf relay)
-   against WeasyPrint rendering the same final HTML alone: target at most 1.15x.
+   against WeasyPrint rendering the same final HTML alone: target at most 1.15x. Printed for wall
+   and for process CPU time; the CPU figure stays honest when other work shares the machine.
 2. `glia billing superbills` for a year with 2 workers against 1: target at least 1.7x throughput.
 
     python bench/bench_billing.py [--patients 40] [--rounds 7]
@@ -83,20 +84,23 @@ def bench_single(url: str, rounds: int) -> float:
         start, end = service.period_for("year", date.today())
         weasyprint.HTML(string="<p>warm</p>").write_pdf()
         for _ in range(rounds):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             data, errors = service.build_superbill(s, clinic, patient, start, end, "year")
             assert not errors, errors
             data["extra"] = service.extra_fields(clinic, patient, data)
             html, _pdf = service.render_superbill(clinic, data, 1)
-            ours.append(time.perf_counter() - t)
-            t = time.perf_counter()
+            ours.append((time.perf_counter() - t, time.process_time() - c))
+            t, c = time.perf_counter(), time.process_time()
             weasyprint.HTML(string=html).write_pdf()
-            alone.append(time.perf_counter() - t)
+            alone.append((time.perf_counter() - t, time.process_time() - c))
     ext.engine.dispose()
-    o, a = statistics.median(ours), statistics.median(alone)
-    print(f"superbill PDF: ours {o * 1000:.0f} ms, WeasyPrint alone {a * 1000:.0f} ms (median of {rounds}) "
-          f"-> ratio {o / a:.3f}x (target <= 1.15x)")
-    return o / a
+    ratios = []
+    for i, clock in enumerate(("wall", "CPU")):
+        o, a = statistics.median(x[i] for x in ours), statistics.median(x[i] for x in alone)
+        ratios.append(o / a)
+        print(f"superbill PDF ({clock} time): ours {o * 1000:.0f} ms, WeasyPrint alone {a * 1000:.0f} ms "
+              f"(median of {rounds}) -> ratio {o / a:.3f}x (target <= 1.15x)")
+    return ratios[1]
 
 
 def bench_batch(url: str, workdir: Path) -> float:
