@@ -25,6 +25,8 @@ def load(app: Flask, overrides: dict) -> None:
         GLIA_IDLE_MINUTES=int(os.environ.get("GLIA_IDLE_MINUTES", "15")),
         GLIA_ABSOLUTE_HOURS=int(os.environ.get("GLIA_ABSOLUTE_HOURS", "12")),
         GLIA_LOGIN_RATE=os.environ.get("GLIA_LOGIN_RATE", "30 per 5 minutes"),
+        # reverse proxies in front of the app whose X-Forwarded-For/-Proto we believe (0: none)
+        GLIA_PROXY_HOPS=int(os.environ.get("GLIA_PROXY_HOPS", "0")),
         SECRET_KEY=secret or secrets.token_hex(32),  # a CLI run serves no cookies
         SESSION_COOKIE_NAME="__Host-glia" if prod else "glia_session",
         SESSION_COOKIE_HTTPONLY=True,

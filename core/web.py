@@ -12,6 +12,7 @@ from flask_login import current_user
 from flask_wtf import CSRFProtect
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import audit, auth, db, hooks
 from core import safe_logging
@@ -27,6 +28,9 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def init_app(app: Flask) -> None:
     safe_logging.install()
+    hops = app.config["GLIA_PROXY_HOPS"]
+    if hops:  # only then is X-Forwarded-For the client (throttling and audit use its address)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     auth.login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)

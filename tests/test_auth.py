@@ -111,3 +111,12 @@ def test_password_change_needs_the_current_password(app, client):
     assert resp.status_code == 422
     assert _user(app, CLINICIAN)["password_hash"] == before
     assert scalar(app, "SELECT count(*) FROM audit_event WHERE action = 'auth.password_change_failed'") == 1
+
+
+def test_forwarded_addresses_count_only_behind_a_configured_proxy(make_app):
+    spoofed = {"X-Forwarded-For": "203.0.113.9"}
+    for hops, expected in ((0, "127.0.0.1"), (1, "203.0.113.9")):
+        app = make_app(GLIA_PROXY_HOPS=hops)
+        client = app.test_client()
+        post(app, client, "/login", {"email": CLINICIAN, "password": "wrong-password-0000"}, headers=spoofed)
+        assert scalar(app, "SELECT ip FROM audit_event ORDER BY id DESC LIMIT 1") == expected

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from core import audit
 from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end_other_sessions,
-                       end_session, hash_password, home_url, password_problem, public, safe_next,
+                       end_session, hash_password, hasher, home_url, password_problem, public, safe_next,
                        signed_in, staff, start_session)
 from core.db import get_session
 from core.models import STAFF_ROLES, Role, User, utcnow
@@ -54,6 +54,8 @@ def login():
                                next=request.form.get("next", "")), 401
     user.failed_logins = 0
     user.locked_until = None
+    if hasher.check_needs_rehash(user.password_hash):  # hashing parameters were raised since
+        user.password_hash = hash_password(password)
     db.add(user)
     clinics = clinics_of(user)
     if user.role in STAFF_ROLES and not clinics:
