@@ -99,9 +99,12 @@ def search_filter(query: str):
         if dob is not None:
             conditions.append(Patient.dob == dob)
             continue
-        like = f"%{escape_like(word.lower())}%"
-        conditions.append(or_(*(func.lower(col).like(like, escape="\\") for col in (
-            Patient.legal_first_name, Patient.legal_last_name, Patient.preferred_name, Patient.mrn))))
+        # lower() on both sides, plus the word as typed: SQLite's lower() folds only ASCII (Łukasz)
+        lowered, typed = f"%{escape_like(word.lower())}%", f"%{escape_like(word)}%"
+        conditions.append(or_(*(cond for col in (Patient.legal_first_name, Patient.legal_last_name,
+                                                 Patient.preferred_name, Patient.mrn)
+                                for cond in (func.lower(col).like(lowered, escape="\\"),
+                                             col.like(typed, escape="\\")))))
     return conditions
 
 
