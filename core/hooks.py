@@ -7,10 +7,12 @@ that raises loses its part (and its writes) while the page and the other plugins
 from __future__ import annotations
 
 import logging
+from dataclasses import is_dataclass, replace
 from functools import lru_cache
 
 import pluggy
 from flask import current_app, g
+from markupsafe import Markup
 from sqlmodel import select
 
 from core.models import Clinic, PluginState
@@ -69,7 +71,7 @@ class Relay:
                           impl.plugin_name, type(bad[0]).__name__, hook, expect.__name__)
                 errors.append(PluginError(impl.plugin_name, hook))
                 continue
-            results.extend(values)
+            results.extend(_trusted_html(v) for v in values)
         return results, errors
 
     def fire(self, hook: str, **kwargs) -> list[PluginError]:
@@ -101,6 +103,14 @@ class Relay:
             if savepoint.is_active:
                 savepoint.commit()
             yield impl, value
+
+
+def _trusted_html(value):
+    """A slot's ``html`` is render_template output (escaped already); a plain str would be escaped twice."""
+    html = getattr(value, "html", None)
+    if isinstance(html, str) and not isinstance(html, Markup) and is_dataclass(value):
+        return replace(value, html=Markup(html))
+    return value
 
 
 @lru_cache(maxsize=256)

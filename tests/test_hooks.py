@@ -152,7 +152,8 @@ def test_slot_hooks_fill_pages_for_enabled_clinics_only(examples_app, db):
     login(app, client, "admin")
     assert post(app, client, "/switch-clinic", {"clinic_id": clinics["stillwater"].id}).status_code == 302
     page = client.get("/").text
-    assert '<a href="/ratings/">Ratings</a>' in page and "visit ratings on file" in page
+    assert '<a href="/ratings/">Ratings</a>' in page
+    assert '<p class="ratings-count"><strong>0</strong> visit ratings on file.</p>' in page  # rendered, not escaped
     patient_client = app.test_client()
     login(app, patient_client, "patient")
     assert 'href="/ratings/mine"' in patient_client.get("/portal/").text

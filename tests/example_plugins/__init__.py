@@ -27,11 +27,5 @@ def migrate(url: str, plugins) -> None:
 
 
 def fresh(db) -> None:
-    """Give the test's read session a new snapshot, still as a reader.
-
-    A plain rollback would let SQLite's next transaction start with BEGIN IMMEDIATE and hold
-    the write lock against the app under test.
-    """
+    """Give the test's read session a new snapshot, to see what the app under test committed."""
     db.rollback()
-    if db.get_bind().dialect.name == "sqlite":
-        db.connection(execution_options={"sqlite_begin": "DEFERRED"})

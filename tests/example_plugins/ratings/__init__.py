@@ -88,7 +88,8 @@ def dashboard_widgets(clinic, user):
     from .models import Rating
 
     count = get_session().exec(select(func.count()).select_from(Rating).where(Rating.clinic_id == clinic.id)).one()
-    return [Widget("Visit ratings", Markup(render_template("ratings/widget.html", count=count)), order=90)]
+    # render_template's str is accepted as it is: core treats slot html as rendered (escaped) markup
+    return [Widget("Visit ratings", render_template("ratings/widget.html", count=count), order=90)]
 
 
 @hookimpl
