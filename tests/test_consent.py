@@ -104,7 +104,7 @@ def test_tablet_signing_stores_text_hash_and_pdf_and_fires_document_issued(make_
     page = client.get(url)
     assert page.status_code == 200 and "off-label" in page.text
     # the representative signs: any Unicode name round-trips into the record and the PDF
-    rep = "Ψυχή Δοκιμή-Łukasz"
+    rep = "Ψυχή Δοκιμή-Łukasz 李小龍"
     resp = post(app, client, url, _sign_data(page.text, rep, signer_role="representative",
                                              authority="Legal guardian", patient_id="999", signed_at="2001-01-01"))
     assert resp.status_code == 302

@@ -52,12 +52,16 @@ def test_tablet_signing_acknowledgement_and_start(page, live_server, sign_in, db
 
     # the clinician hands over the tablet: the patient reads, ticks, types and draws, three times
     page.get_by_role("link", name="Resolve").first.click()
+    shot_taken = False
     for _ in range(3):
         expect(page.locator("[data-signature-pad]")).to_be_visible()  # JavaScript enhanced the form
         for box in page.locator("input[name^=ack_]").all():
             box.check()
         page.fill("input[name=signer_name]", patient.legal_name)
         _draw(page)
+        if not shot_taken:
+            screenshot(page, "consent-tablet-sign")
+            shot_taken = True
         page.get_by_role("button", name="Sign this consent").click()
         expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
         todo = page.locator("a[href*='/sign/']")
