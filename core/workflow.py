@@ -7,8 +7,6 @@ repeated submission is refused (HTTP 409) instead of silently writing twice.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlmodel import Session, select
 
 from core import hooks
@@ -28,22 +26,12 @@ ALLOWED = {
 # the timestamp column each status stamps when it is reached
 STAMP = {S.checked_in: "checked_in_at", S.in_progress: "started_at", S.monitoring: "monitoring_at",
          S.discharged: "discharged_at", S.cancelled: "ended_at", S.no_show: "ended_at"}
-ACTIVE = (S.scheduled, S.checked_in, S.in_progress, S.monitoring)
 STEP_LABEL = {S.checked_in: "check in", S.in_progress: "start", S.monitoring: "move to monitoring",
               S.discharged: "discharge", S.cancelled: "cancel", S.no_show: "mark as no-show"}
 
 
 class Conflict(Exception):
     """The session changed since the form was shown, or the step is not allowed from here."""
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Why a session may not start: a core check or a plugin's Blocker, with where to fix it."""
-
-    reason: str
-    link: str = ""
-    source: str = "core"
 
 
 def can_move(t: TreatmentSession, to: S) -> bool:
@@ -95,21 +83,21 @@ def baseline_vitals(session: Session, t: TreatmentSession) -> VitalSign | None:
                                                 VitalSign.phase == VitalPhase.baseline)).first()
 
 
-def start_reasons(session: Session, clinic, patient, t: TreatmentSession, *, vitals_url: str = "") -> list[Reason]:
+def start_reasons(session: Session, clinic, patient, t: TreatmentSession, *, vitals_url: str = "") -> list[Blocker]:
     """Everything that stops this session from starting now; empty means it may start.
 
     Plugins answer through treatment_blockers. A plugin that raises counts as a blocker
     (a safety check that could not run must not let treatment go ahead): fail closed.
     """
-    reasons: list[Reason] = []
+    reasons: list[Blocker] = []
     if t.status == S.checked_in:
         if not t.escort_confirmed:
-            reasons.append(Reason("The escort has not been confirmed at check-in.", vitals_url))
+            reasons.append(Blocker("The escort has not been confirmed at check-in.", vitals_url))
         if baseline_vitals(session, t) is None:
-            reasons.append(Reason("Baseline vital signs have not been recorded.", vitals_url))
+            reasons.append(Blocker("Baseline vital signs have not been recorded.", vitals_url))
     blockers, errors = hooks.relay(clinic).collect("treatment_blockers", expect=Blocker,
                                                    clinic=clinic, patient=patient, treatment=t)
-    reasons += [Reason(b.reason, b.link, "plugin") for b in blockers]
-    reasons += [Reason(f"A safety check could not run (the {e.plugin} plugin failed). "
-                       "Treatment cannot start until it runs cleanly.", "", e.plugin) for e in errors]
+    reasons += blockers
+    reasons += [Blocker(f"A safety check could not run (the {e.plugin} plugin failed). "
+                       "Treatment cannot start until it runs cleanly.") for e in errors]
     return reasons

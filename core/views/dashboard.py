@@ -13,7 +13,7 @@ from core.auth import staff
 from core.db import get_session
 from core.models import OutcomeScore, Patient, Provider, SessionStatus, TreatmentSession, utcnow
 from core.slots import Widget
-from core.views.patients import CHARTING_ROLES, as_html, is_clinical
+from core.views.patients import CHARTING_ROLES, is_clinical
 
 bp = Blueprint("dashboard", __name__)
 S = SessionStatus
@@ -55,7 +55,7 @@ def index():
                          .order_by(OutcomeScore.taken_at.desc())).all()
     widgets, errors = hooks.relay(clinic).collect("dashboard_widgets", expect=Widget, clinic=clinic, user=current_user)
     audit.record("dashboard.view", object_type="schedule", detail=f"{len(rows)} sessions, {len(alerts)} alerts")
-    return render_template("dashboard.html", widgets=as_html(hooks.ordered(widgets)), plugin_errors=errors, columns=columns,
+    return render_template("dashboard.html", widgets=hooks.ordered(widgets), plugin_errors=errors, columns=columns,
                            total=len(rows), alerts=alerts, providers=providers, day=day,
                            can_review=current_user.role.value in CHARTING_ROLES)
 

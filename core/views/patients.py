@@ -6,12 +6,10 @@ current clinic, and every read of patient data writes one audit row.
 """
 from __future__ import annotations
 
-import dataclasses
 from datetime import date, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from markupsafe import Markup
 from sqlalchemy import func, or_
 from sqlmodel import select
 
@@ -53,15 +51,6 @@ PATIENT_TEXT = [  # (field, label, max length)
     ("emergency_contact_name", "Emergency contact", 200),
 ]
 PATIENT_PHONES = [("phone", "Phone"), ("escort_phone", "Escort phone"), ("emergency_contact_phone", "Emergency contact phone")]
-
-
-def as_html(items: list) -> list:
-    """Slot html is what a plugin's render_template produced (autoescaped), so it renders as HTML.
-
-    core.slots documents Widget.html and Panel.html that way; plugins that hand back the plain
-    string render_template returns would otherwise be shown as escaped source.
-    """
-    return [dataclasses.replace(i, html=Markup(i.html)) for i in items]
 
 
 def is_clinical(user) -> bool:
@@ -178,10 +167,10 @@ def _patient_form_values(p: Patient) -> dict:
 @staff("admin", "manager", "clinician", "front_desk")
 def new():
     if request.method == "GET":
-        return render_template("patients/form.html", patient=None, values={"sex": "U", "state": g.clinic.state}, errors={})
+        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=None, values={"sex": "U", "state": g.clinic.state}, errors={})
     form = read_patient_form(request.form, None)
     if not form.ok:
-        return render_template("patients/form.html", patient=None, values=form.values, errors=form.errors), 422
+        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=None, values=form.values, errors=form.errors), 422
     patient = Patient(clinic_id=g.clinic.id, created_at=utcnow(), legal_first_name="", legal_last_name="", mrn="",
                       dob=form.values["dob_parsed"])
     apply_patient_form(patient, form)
@@ -200,10 +189,10 @@ def edit(patient_id: int):
     patient = get_patient(patient_id)
     if request.method == "GET":
         audit.record("patient.view_demographics", object_type="patient", object_id=patient.id, patient_id=patient.id)
-        return render_template("patients/form.html", patient=patient, values=_patient_form_values(patient), errors={})
+        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=patient, values=_patient_form_values(patient), errors={})
     form = read_patient_form(request.form, patient)
     if not form.ok:
-        return render_template("patients/form.html", patient=patient, values=form.values, errors=form.errors), 422
+        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=patient, values=form.values, errors=form.errors), 422
     apply_patient_form(patient, form)
     get_session().add(patient)
     audit.record("patient.update", object_type="patient", object_id=patient.id, patient_id=patient.id)
@@ -285,7 +274,7 @@ def chart_context(patient: Patient) -> dict:
         )
         panels, errors = hooks.relay(clinic).collect("patient_chart_panels", expect=Panel, clinic=clinic,
                                                      patient=patient, user=current_user)
-        ctx.update(panels=as_html(hooks.ordered(panels)), plugin_errors=errors)
+        ctx.update(panels=hooks.ordered(panels), plugin_errors=errors)
     return ctx
 
 
