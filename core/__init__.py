@@ -61,10 +61,18 @@ def create_app(config: dict | None = None, *, plugins=None, check_schema: bool =
 
 def _startup_calls(ext: Glia, hook: str, **kwargs):
     """(plugin name, result) for each loaded plugin implementing a startup hook, in name order."""
+    from core.plugins import PluginLoadError
+
     impls = getattr(ext.pm.hook, hook).get_hookimpls()
     for impl in sorted(impls, key=lambda i: i.plugin_name):
-        if impl.plugin_name in ext.plugins:
-            yield impl.plugin_name, impl.function(*[kwargs[a] for a in impl.argnames])
+        if impl.plugin_name not in ext.plugins:
+            continue
+        try:
+            result = impl.function(*[kwargs[a] for a in impl.argnames])
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must be named, not guessed at
+            raise PluginLoadError(f"plugin {impl.plugin_name!r} failed in {hook}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        yield impl.plugin_name, result
 
 
 def _collect_startup_hooks(app: Flask, ext: Glia) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+import types
 
 import pytest
 from sqlmodel import select
 
+from core.hookspecs import hookimpl
 from core.hooks import relay
 from core.models import AuditEvent, Clinic, Patient, PluginState, User
 from core.plugins import PluginLoadError, build_manager
@@ -61,6 +63,22 @@ def test_startup_stops_naming_the_plugin_and_cause(make_app, source, cause):
     with pytest.raises(PluginLoadError) as err:
         make_app(plugins=BUILTIN + [("thirdparty", source)])
     assert "'thirdparty'" in str(err.value) and cause in str(err.value)
+
+
+@hookimpl
+def _register_settings_that_raise():
+    raise RuntimeError("settings file unreadable")
+
+
+_brittle = types.ModuleType("brittle", "A plugin whose startup hook fails (say, a bad settings file).")
+_brittle.register_settings = _register_settings_that_raise
+
+
+def test_startup_hook_failure_names_the_plugin(make_app):
+    with pytest.raises(PluginLoadError) as err:
+        make_app(plugins=BUILTIN + [("brittle", _brittle)])
+    assert "'brittle'" in str(err.value) and "register_settings" in str(err.value)
+    assert "settings file unreadable" in str(err.value)
 
 
 def test_blocked_plugin_is_not_loaded_and_shown_as_blocked(make_app):
