@@ -126,6 +126,8 @@ def test_tablet_signing_stores_text_hash_and_pdf_and_fires_document_issued(make_
     assert rep in words and patient.legal_name in words
     assert "Legal guardian" in words and "Abuse and dependence" in words and record.text_sha256 in words
     assert _audits(db, "consent.signed") and _audits(db, "consent.downloaded")
+    overview = client.get(f"/consent/patients/{patient.id}")  # front desk: no clinical details
+    assert "shown to clinical staff only" in overview.text and "Clinician acknowledgements" not in overview.text
 
 
 def test_patient_signs_with_their_own_name_and_a_drawn_signature(app, client, db):

@@ -75,7 +75,8 @@ def patient_chart_panels(clinic, patient, user):
     st = service.status_for(session, clinic, [patient.id])[patient.id]
     modality = service.modality_of(session, clinic, patient.id)
     required = service.required_kinds(service.settings(session, clinic), modality) if modality else []
-    html = render_template("consent/panel.html", patient=patient, st=st, required=required, modality=modality)
+    html = render_template("consent/panel.html", patient=patient, st=st, required=required, modality=modality,
+                           viewer=user)
     return [Panel("Consents and screening", html, order=20)]
 
 
@@ -98,6 +99,7 @@ def dashboard_widgets(clinic, user):
         Patient.clinic_id == clinic.id, Patient.id.in_(ids))).all()} if ids else {}
     rows = [(t, patients[t.patient_id], blocked[t.id]) for t in treatments if t.id in blocked]
     html = render_template("consent/widget.html", rows=rows, total=len(treatments),
+                           clinical=user.role.value != "front_desk",
                            chart=lambda pid: service._url("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))
     return [Widget("Blocked today: consent and screening", html, order=15)]
 

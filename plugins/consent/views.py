@@ -90,11 +90,12 @@ def patient(patient_id: int):
         .order_by(SignedConsent.signed_at.desc(), SignedConsent.id.desc())).all()
     revoked = {r.consent_id: r for r in db.exec(select(ConsentRevocation).where(
         ConsentRevocation.clinic_id == g.clinic.id, ConsentRevocation.patient_id == p.id)).all()}
-    acks = db.exec(select(Acknowledgement).where(Acknowledgement.clinic_id == g.clinic.id,
-                                                 Acknowledgement.patient_id == p.id)
-                   .order_by(Acknowledgement.signed_at.desc())).all()
+    acks = [] if current_user.role.value == "front_desk" else db.exec(select(Acknowledgement).where(
+        Acknowledgement.clinic_id == g.clinic.id, Acknowledgement.patient_id == p.id)
+        .order_by(Acknowledgement.signed_at.desc())).all()
     audit.record("consent.view", object_type="patient", object_id=p.id, patient_id=p.id)
     return render_template("consent/patient.html", patient=p, st=st, records=records, revoked=revoked, acks=acks,
+                           viewer=current_user,
                            chart_url=service._url("patients.chart", patient_id=p.id),
                            can_ack=current_user.role.value == "clinician")
 
