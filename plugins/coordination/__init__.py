@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import render_template, url_for
+from markupsafe import Markup
 
 from core.hookspecs import hookimpl
 from core.slots import DocumentType, NavItem, Panel, Setting, Widget
@@ -59,7 +60,7 @@ def dashboard_widgets(clinic, user):
     from plugins.coordination import letters
 
     due = letters.due_letters(get_session(), clinic)
-    return [Widget("Letters due", render_template("coordination/widget.html", due=due), order=30)]
+    return [Widget("Letters due", Markup(render_template("coordination/widget.html", due=due)), order=30)]
 
 
 @hookimpl
