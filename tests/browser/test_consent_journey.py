@@ -27,7 +27,9 @@ def _checked_in_unsigned(db, count: int) -> list[tuple[TreatmentSession, Patient
 
 
 def _draw(page) -> None:
-    box = page.locator("[data-signature-pad] canvas").bounding_box()
+    canvas = page.locator("[data-signature-pad] canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
     page.mouse.move(box["x"] + 20, box["y"] + 120)
     page.mouse.down()
     for step in range(1, 12):
@@ -59,6 +61,7 @@ def test_tablet_signing_acknowledgement_and_start(page, live_server, sign_in, db
             box.check()
         page.fill("input[name=signer_name]", patient.legal_name)
         _draw(page)
+        expect(page.locator("input[name=signature_png]")).to_have_value(re.compile("^data:image/png;base64,"))
         if not shot_taken:
             screenshot(page, "consent-tablet-sign")
             shot_taken = True
