@@ -100,7 +100,7 @@ def dashboard_widgets(clinic, user):
     rows = [(t, patients[t.patient_id], blocked[t.id]) for t in treatments if t.id in blocked]
     html = render_template("consent/widget.html", rows=rows, total=len(treatments),
                            clinical=user.role.value != "front_desk",
-                           chart=lambda pid: service._url("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))
+                           chart=lambda pid: service.link_to("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))
     return [Widget("Blocked today: consent and screening", html, order=15)]
 
 

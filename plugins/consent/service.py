@@ -255,7 +255,8 @@ def modality_of(session, clinic, patient_id: int) -> str | None:
 
 # -- the gate -----------------------------------------------------------------------------------
 
-def _url(endpoint: str, **values) -> str:
+def link_to(endpoint: str, **values) -> str:
+    """A URL for ``endpoint``, or "" when that page does not exist (yet)."""
     try:
         return url_for(endpoint, **values)
     except BuildError:  # a core page that is not there (yet)
@@ -291,26 +292,26 @@ def blockers_for(session: Session, clinic: Clinic, treatments: list[TreatmentSes
                    "outdated": f"signed for version {state.record.version if state.record else ''}; "
                                "the current version needs a new signature"}[state.status]
             found.append(Blocker(f"Consent: {state.title} - {why}",
-                                 _url("consent.tablet_sign", patient_id=t.patient_id, kind=kind)))
+                                 link_to("consent.tablet_sign", patient_id=t.patient_id, kind=kind)))
         if st.screening is None or st.screening_stale:
             found.append(Blocker("Contraindication screening " + ("is out of date" if st.screening else "is missing"),
-                                 _url("consent.screening", patient_id=t.patient_id)))
+                                 link_to("consent.screening", patient_id=t.patient_id)))
         else:
             for answer in st.screening.answers:
                 if not answer.get("yes") or modality not in answer.get("modalities", []):
                     continue
                 if answer["severity"] == "absolute":
                     found.append(Blocker(f"Absolute contraindication: {answer['label']}",
-                                         _url("consent.patient", patient_id=t.patient_id)))
+                                         link_to("consent.patient", patient_id=t.patient_id)))
                 elif answer["code"] not in st.acknowledged:
                     found.append(Blocker(f"Relative contraindication needs a clinician's acknowledgement: {answer['label']}",
-                                         _url("consent.acknowledge", patient_id=t.patient_id,
+                                         link_to("consent.acknowledge", patient_id=t.patient_id,
                                               screening_id=st.screening.id, code=answer["code"])))
         vital = baseline.get(t.id)
         if vital is not None and (vital.systolic > sys_max or vital.diastolic > dia_max) and t.id not in bp_acks:
             found.append(Blocker(f"Blood pressure at check-in {vital.systolic}/{vital.diastolic} is above the clinic's "
                                  f"threshold {sys_max}/{dia_max}: a clinician must acknowledge it",
-                                 _url("consent.acknowledge_bp", treatment_id=t.id)))
+                                 link_to("consent.acknowledge_bp", treatment_id=t.id)))
         out[t.id] = found
     return out
 

@@ -96,7 +96,7 @@ def patient(patient_id: int):
     audit.record("consent.view", object_type="patient", object_id=p.id, patient_id=p.id)
     return render_template("consent/patient.html", patient=p, st=st, records=records, revoked=revoked, acks=acks,
                            viewer=current_user,
-                           chart_url=service._url("patients.chart", patient_id=p.id),
+                           chart_url=service.link_to("patients.chart", patient_id=p.id),
                            can_ack=current_user.role.value == "clinician")
 
 
@@ -373,7 +373,7 @@ def acknowledge_bp(treatment_id: int):
     sys_max, dia_max = int(values["bp_systolic_max"]), int(values["bp_diastolic_max"])
     if vital is None or (vital.systolic <= sys_max and vital.diastolic <= dia_max):
         abort(409, "There is no blood pressure above the clinic's threshold to acknowledge for this session.")
-    back = service._url("sessions.detail", session_id=t.id) or url_for("consent.patient", patient_id=p.id)
+    back = service.link_to("sessions.detail", session_id=t.id) or url_for("consent.patient", patient_id=p.id)
     label = f"Blood pressure {vital.systolic}/{vital.diastolic} at check-in (threshold {sys_max}/{dia_max})"
     return _ack_form(p, title="Acknowledge a high blood pressure", label=label,
                      context=f"{MODALITY_LABELS[t.modality]} session.", action=url_for("consent.acknowledge_bp",
