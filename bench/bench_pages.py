@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import event, insert, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from core import create_app
 from core.db import session_scope

@@ -32,8 +32,13 @@ def money(cents: int | None, currency: str = "USD") -> str:
 
 
 def label(value) -> str:
-    raw = getattr(value, "value", value) or ""
-    return str(raw).replace("_", " ").capitalize()
+    """An enum or code as words: modalities by their clinical name, anything else capitalised."""
+    from core.models import MODALITY_LABELS, Modality
+
+    raw = str(getattr(value, "value", value) or "")
+    if raw in Modality._value2member_map_:
+        return MODALITY_LABELS[Modality(raw)]
+    return raw.replace("_", " ").capitalize()
 
 
 FILTERS = {"local": local, "local_time": local_time, "ymd": ymd, "money": money, "label": label}
