@@ -169,7 +169,10 @@ class Provider(SQLModel, table=True):
 
 
 class Patient(SQLModel, table=True):
-    __table_args__ = (sa.UniqueConstraint("clinic_id", "mrn"),)
+    __table_args__ = (
+        sa.UniqueConstraint("clinic_id", "mrn"),
+        sa.Index("ix_patient_clinic_name", "clinic_id", "legal_last_name", "legal_first_name"),  # the list's order
+    )
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
     mrn: str = Field(max_length=20)
@@ -304,6 +307,10 @@ class OutcomeScore(SQLModel, table=True):
 
 class TreatmentSession(SQLModel, table=True):
     __tablename__ = "treatment_session"
+    # a day's schedule is read by clinic and time, a chart's sessions by patient and time:
+    # without these SQLite walks the clinic's whole history
+    __table_args__ = (sa.Index("ix_treatment_session_clinic_scheduled", "clinic_id", "scheduled_at"),
+                      sa.Index("ix_treatment_session_patient_scheduled", "patient_id", "scheduled_at"))
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
     patient_id: int = Field(foreign_key="patient.id", index=True)

@@ -231,18 +231,23 @@ def trend_chart(scores: list[OutcomeScore], instrument: Instrument, width: int =
             "ticks": [{"y": y(v), "v": v} for v in bounds[:-1] + [top_score]], "instrument": instrument}
 
 
+SESSIONS_SHOWN = 30  # a years-long maintenance history stays one click away, not on every chart view
+
+
 def chart_context(patient: Patient) -> dict:
     """Everything the chart shows, in a fixed number of queries (no query per row)."""
     db = get_session()
     clinic = g.clinic
     clinical = is_clinical(current_user)
-    sessions = db.exec(select(TreatmentSession).where(TreatmentSession.clinic_id == clinic.id,
-                                                      TreatmentSession.patient_id == patient.id)
-                       .order_by(TreatmentSession.scheduled_at.desc())).all()
+    of_patient = (TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id)
+    sessions = db.exec(select(TreatmentSession).where(*of_patient)
+                       .order_by(TreatmentSession.scheduled_at.desc()).limit(SESSIONS_SHOWN)).all()
+    session_count = (db.exec(select(func.count()).select_from(TreatmentSession).where(*of_patient)).one()
+                     if len(sessions) == SESSIONS_SHOWN else len(sessions))
     providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
     today = date.today()
     age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
-    ctx = {"patient": patient, "sessions": sessions, "providers": {p.id: p for p in providers}, "age": age,
+    ctx = {"patient": patient, "sessions": sessions, "session_count": session_count, "providers": {p.id: p for p in providers}, "age": age,
            "provider_options": [(p.id, p.display_name) for p in providers if p.active],
            "modality_options": [(m.value, m.label) for m in Modality], "clinical": clinical, "open_form": "",
            "charting": current_user.role.value in CHARTING_ROLES, "errors": {}, "values": {}}
