@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
+from werkzeug.serving import run_simple
 from sqlmodel import select
 
 from core import create_app
@@ -69,7 +70,7 @@ def demo_command(no_serve: bool, port: int):
     if no_serve:
         return
     click.echo(f"Serving on http://127.0.0.1:{port} (Ctrl-C to stop)")
-    app.run(host="127.0.0.1", port=port, debug=False, use_reloader=False)
+    run_simple("127.0.0.1", port, app, threaded=True)  # app.run() is a no-op under a Flask CLI group
 
 
 @cli.command("init", with_appcontext=False)

@@ -137,3 +137,32 @@ def test_demo_no_serve_builds_the_demo_database(tmp_path):
     assert out.returncode == 0, out.stderr
     assert _demo_facts(elsewhere)["clinics"] == ["harbor", "stillwater"]
     assert not (other / "instance" / "glia.db").exists()
+
+
+def test_demo_serves_the_sign_in_page(tmp_path):
+    """`glia demo` without --no-serve really serves (Flask ignores app.run() under its CLI)."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "GLIA_DATABASE_URL"}
+    cmd = [shutil.which("glia")] if shutil.which("glia") else [sys.executable, "-c", "from core.cli import main; main()"]
+    server = subprocess.Popen([*cmd, "demo", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        page = ""
+        while time.monotonic() < deadline and not page:
+            assert server.poll() is None, "glia demo exited instead of serving"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as resp:
+                    page = resp.read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert "Sign in" in page
+    finally:
+        server.terminate()
+        server.wait(30)
