@@ -223,6 +223,23 @@ def current_patient() -> Patient:
     return patient
 
 
+def clinic_row_or_404(model, object_id: int, *, object_type: str, action: str, **match):
+    """A row of the current clinic by id (and any extra column matches), or 404.
+
+    A miss is audited as a denied access, and looks the same whether the row is another
+    clinic's or does not exist, so ids cannot be probed.
+    """
+    row = get_session().exec(select(model).where(
+        model.id == object_id, model.clinic_id == g.clinic.id,
+        *[getattr(model, column) == value for column, value in match.items()])).first()
+    if row is None:
+        from core import audit
+
+        audit.record_denied(action, object_type=object_type, object_id=object_id)
+        abort(404)
+    return row
+
+
 def safe_next(target: str | None, default: str) -> str:
     """Only same-site relative paths; anything else goes to ``default``."""
     if not target:

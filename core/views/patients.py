@@ -14,7 +14,7 @@ from sqlalchemy import func, or_
 from sqlmodel import select
 
 from core import audit, hooks, scoring
-from core.auth import staff
+from core.auth import clinic_row_or_404, staff
 from core.db import get_session
 from core.forms import SEXES, Form, local_datetime
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
@@ -59,12 +59,7 @@ def is_clinical(user) -> bool:
 
 def get_patient(patient_id: int) -> Patient:
     """The patient with this id in the current clinic, or 404 with a denied-access audit row."""
-    patient = get_session().exec(select(Patient).where(Patient.id == patient_id,
-                                                       Patient.clinic_id == g.clinic.id)).first()
-    if patient is None:
-        audit.record_denied("patient.access", object_type="patient", object_id=patient_id)
-        abort(404)
-    return patient
+    return clinic_row_or_404(Patient, patient_id, object_type="patient", action="patient.access")
 
 
 def escape_like(term: str) -> str:

@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlmodel import or_, select
 
 from core import audit
-from core.auth import current_patient, patient_only, staff
+from core.auth import clinic_row_or_404, current_patient, patient_only, staff
 from core.db import get_session
 from core.models import Diagnosis, Modality, Patient, Provider, SessionStatus, TreatmentSession
 from core.pdf import html_to_pdf, pdf_response
@@ -57,11 +57,7 @@ def _denied(object_type: str, object_id) -> None:
 
 
 def _scoped(model, object_id: int, object_type: str, **extra):
-    row = get_session().exec(select(model).where(model.id == object_id, model.clinic_id == g.clinic.id,
-                                                 *[getattr(model, k) == v for k, v in extra.items()])).first()
-    if row is None:
-        _denied(object_type, object_id)
-    return row
+    return clinic_row_or_404(model, object_id, object_type=object_type, action="billing.access_denied", **extra)
 
 
 def _patient(pid: int) -> Patient:

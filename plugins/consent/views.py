@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import func, select
 
 from core import audit
-from core.auth import current_patient, patient_only, public, staff
+from core.auth import clinic_row_or_404, current_patient, patient_only, public, staff
 from core.db import get_session
 from core.models import MODALITY_LABELS, Modality, Patient, TreatmentSession, VitalPhase, VitalSign, utcnow
 from core.pdf import pdf_response
@@ -44,11 +44,7 @@ def _deny(object_type: str, object_id, patient_id: int | None = None):
 
 
 def _patient(patient_id: int) -> Patient:
-    patient = get_session().exec(select(Patient).where(Patient.id == patient_id,
-                                                       Patient.clinic_id == g.clinic.id)).first()
-    if patient is None:
-        _deny("patient", patient_id)
-    return patient
+    return clinic_row_or_404(Patient, patient_id, object_type="patient", action="consent.access")
 
 
 def _consent(patient: Patient, consent_id: int) -> SignedConsent:

@@ -15,7 +15,7 @@ from sqlmodel import select
 from werkzeug.routing import BuildError
 
 from core import audit, hooks
-from core.auth import staff
+from core.auth import clinic_row_or_404, staff
 from core.db import get_session
 from core.models import Medication, OutsideClinician, Patient, User
 from core.pdf import pdf_response, render_pdf_template
@@ -46,10 +46,7 @@ def _denied(object_type: str, object_id) -> None:
 
 
 def _patient(patient_id: int) -> Patient:
-    patient = get_session().exec(select(Patient).where(Patient.id == patient_id, Patient.clinic_id == g.clinic.id)).first()
-    if patient is None:
-        _denied("patient", patient_id)
-    return patient
+    return clinic_row_or_404(Patient, patient_id, object_type="patient", action="coordination.not_found")
 
 
 def _letter(letter_id: int, *, lock: bool = False) -> CoordinationLetter:
