@@ -60,6 +60,11 @@ def patient_chart_panels(clinic, patient, user):
 
 
 @hookspec
+def session_panels(clinic, patient, treatment, user):
+    """Return a list of ``Panel`` for the treatment-session page (the clinician's view of the day)."""
+
+
+@hookspec
 def portal_items(clinic, patient):
     """Return a list of ``PortalItem`` the patient sees in the portal."""
 

@@ -41,6 +41,7 @@ HOOK_TESTS = {
     "dashboard_widgets": "test_slot_hooks_fill_pages_for_enabled_clinics_only",
     "patient_chart_panels": "test_slot_hooks_fill_pages_for_enabled_clinics_only",
     "portal_items": "test_slot_hooks_fill_pages_for_enabled_clinics_only",
+    "session_panels": "test_slot_hooks_fill_pages_for_enabled_clinics_only",
     "treatment_blockers": "test_contribution_hooks_through_the_relay",
     "letter_sections": "test_contribution_hooks_through_the_relay",
     "superbill_extra_fields": "test_contribution_hooks_through_the_relay",
@@ -142,6 +143,10 @@ def test_slot_hooks_fill_pages_for_enabled_clinics_only(examples_app, db):
             widgets, _ = r.collect("dashboard_widgets", expect=Widget, clinic=clinic, user=user)
             panels, _ = r.collect("patient_chart_panels", expect=Panel, clinic=clinic, patient=patient, user=user)
             portal, _ = r.collect("portal_items", expect=PortalItem, clinic=clinic, patient=patient)
+            treatment = db.exec(select(TreatmentSession).where(TreatmentSession.patient_id == patient.id)).first()
+            session_panels, _ = r.collect("session_panels", expect=Panel, clinic=clinic, patient=patient,
+                                          treatment=treatment, user=user)
+            assert ("Last visit rating" in [p.title for p in session_panels]) is expected
             assert ("Ratings" in [n.label for n in nav]) is expected
             assert ("Visit ratings" in [w.title for w in widgets]) is expected
             assert ("Visit ratings" in [p.title for p in panels]) is expected
@@ -158,6 +163,9 @@ def test_slot_hooks_fill_pages_for_enabled_clinics_only(examples_app, db):
     login(app, patient_client, "patient")
     assert 'href="/ratings/mine"' in patient_client.get("/portal/").text
     assert "You have not rated a visit yet." in patient_client.get("/ratings/mine").text
+    stillwater_patient = _first_patient(db, clinics["stillwater"])
+    treatment = db.exec(select(TreatmentSession).where(TreatmentSession.patient_id == stillwater_patient.id)).first()
+    assert '<p class="ratings-last' in client.get(f"/sessions/{treatment.id}").text  # the session page shows it
 
 
 def test_contribution_hooks_through_the_relay(make_app, db_url, db):

@@ -10,12 +10,13 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit, workflow
+from core import audit, hooks, workflow
 from core.auth import staff
 from core.db import get_session
 from core.forms import SEVERITIES, SIDE_EFFECTS, Form, vitals
 from core.models import Patient, Provider, SessionStatus, SideEffect, TreatmentSession, VitalPhase, VitalSign, utcnow
 from core.views.patients import CHARTING_ROLES, is_clinical
+from core.slots import Panel
 from core.web import after_commit
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
@@ -45,10 +46,13 @@ def _context(t: TreatmentSession, patient: Patient) -> dict:
     reasons = []
     if t.status in (S.scheduled, S.checked_in) and is_clinical(current_user):
         reasons = workflow.start_reasons(db, g.clinic, patient, t, vitals_url="#vitals")
+    panels, plugin_errors = hooks.relay(g.clinic).collect("session_panels", expect=Panel, clinic=g.clinic,
+                                                          patient=patient, treatment=t, user=current_user)
     return {"t": t, "patient": patient, "provider": provider, "vitals": vitals_rows,
             "by_phase": {v.phase.value: v for v in vitals_rows}, "effects": effects, "reasons": reasons,
             "clinical": is_clinical(current_user), "charting": current_user.role.value in CHARTING_ROLES,
-            "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S}
+            "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S,
+            "panels": hooks.ordered(panels), "plugin_errors": plugin_errors}
 
 
 def _render(t, patient, *, status=200, **extra):

@@ -100,6 +100,14 @@ def patient_chart_panels(clinic, patient, user):
 
 
 @hookimpl
+def session_panels(clinic, patient, treatment, user):
+    CALLS.append(("session_panels", clinic.slug))
+    ratings = _ratings(clinic, patient.id)
+    html = render_template("ratings/session.html", last=ratings[-1] if ratings else None)
+    return [Panel("Last visit rating", Markup(html), order=80)]
+
+
+@hookimpl
 def portal_items(clinic, patient):
     CALLS.append(("portal_items", clinic.slug))
     return [PortalItem("Your visit ratings", url_for("ratings.mine"), kind="task", detail="See how you rated your visits")]
