@@ -26,7 +26,8 @@ def _digest(prev_hash: str, event: AuditEvent) -> str:
     return hashlib.sha256((prev_hash + "\x1f" + "\x1f".join(parts)).encode()).hexdigest()
 
 
-def _actor() -> dict:
+def current_actor() -> dict:
+    """Who is acting, read now (after a rollback the request's user object is expired)."""
     if not has_request_context():
         return {"user_id": None, "role": "system", "ip": "", "clinic_id": None}
     from flask_login import current_user
@@ -45,7 +46,7 @@ def append(session: Session, action: str, *, object_type: str = "", object_id=No
            patient_id: int | None = None, outcome: str = "ok", detail: str = "",
            clinic_id: int | None = None, user_id: int | None = None, actor: dict | None = None) -> AuditEvent:
     """Add one chained row inside ``session``'s transaction (atomic with the change it records)."""
-    actor = actor or _actor()
+    actor = actor or current_actor()
     if session.get_bind().dialect.name == "postgresql":
         session.exec(text("SELECT pg_advisory_xact_lock(727274)"))  # one writer extends the chain
     prev = session.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
@@ -80,7 +81,7 @@ def record(action: str, **kw) -> AuditEvent:
 def record_denied(action: str, **kw) -> None:
     """Audit a refusal; written after the request's own work is rolled back, so it always lands."""
     # who is asking is read now: after the rollback the request's objects are expired
-    g.setdefault("audit_denied", []).append((action, {"outcome": "denied", "actor": _actor(), **kw}))
+    g.setdefault("audit_denied", []).append((action, {"outcome": "denied", "actor": current_actor(), **kw}))
 
 
 def flush_denied(engine) -> None:

@@ -89,6 +89,28 @@ def get_session() -> Session:
     return g.db
 
 
+@contextmanager
+def bound(session: Session):
+    """Run request-time code (hooks, url_for) for a caller that holds its own session: a shell, a
+    command or a job. Inside, get_session() is ``session``, so plugins read and write in the caller's
+    transaction instead of opening a second writer (which SQLite would make wait for the first)."""
+    from flask import has_request_context
+
+    ctx = None if has_request_context() else current_app.test_request_context()
+    if ctx is not None:
+        ctx.push()
+    previous = g.pop("db", None)
+    g.db = session
+    try:
+        yield session
+    finally:
+        g.pop("db", None)
+        if previous is not None:
+            g.db = previous
+        if ctx is not None:
+            ctx.pop()
+
+
 def finish_request_session(commit: bool) -> bool:
     """Commit (or roll back) the request's work before the response leaves; True if committed."""
     session = g.get("db")

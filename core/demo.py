@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, func, select
 
-from core import audit, scoring
+from core import audit, scoring, workflow
 from core.auth import hash_password
 from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instrument, Medication,
                          Membership, Modality, OutcomeScore, OutsideClinician, Patient, Provider, Role,
@@ -171,7 +171,8 @@ def _seed_clinic(session, clinic, index, rng, users, pw):
         session.flush()
         _seed_chart(session, clinic, patient, n, rng, outside, today)
         modality = Modality.sublingual if n % 11 == 10 else (Modality.im_ketamine if n % 9 == 8 else modality_main)
-        _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
+        with workflow.importing(session):  # past sessions are history, written as such (and audited)
+            _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
 
 
 def _seed_chart(session, clinic, patient, n, rng, outside, today):

@@ -137,18 +137,12 @@ def record_baseline(session_id: int):
 def start(session_id: int):
     t, patient = _load(session_id, for_update=True)
     try:
-        workflow.require(t, S.in_progress, request.form.get("version"))
+        workflow.start(get_session(), t, request.form.get("version"), vitals_url="#vitals")
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
-    reasons = workflow.start_reasons(get_session(), g.clinic, patient, t, vitals_url="#vitals")
-    if reasons:
-        audit.record_denied("session.start", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
-                            detail=f"{len(reasons)} blocker(s)")
-        get_session().rollback()
+    except workflow.Blocked as exc:
         t, patient = _load(session_id)
-        return render_template("sessions/blocked.html", t=t, patient=patient, reasons=reasons), 409
-    workflow.move(get_session(), t, S.in_progress, request.form.get("version"))
-    audit.record("session.start", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+        return render_template("sessions/blocked.html", t=t, patient=patient, reasons=exc.reasons), 409
     flash("Session started. Record post-dose vitals at about 40 minutes.")
     return redirect(url_for("sessions.detail", session_id=t.id))
 
