@@ -192,17 +192,21 @@ def plugins_list():
         click.echo(f"{name}  (blocked by GLIA_BLOCKED_PLUGINS)")
 
 
-def _toggle(name: str, slug: str, enabled: bool) -> None:
+def _toggle(name: str, slug: str, enabled: bool, reason: str = "") -> None:
     from core.db import session_scope
-    from core.plugin_state import UnknownPlugin, set_enabled
+    from core.plugin_state import ReasonRequired, UnknownPlugin, set_enabled
 
     ext = current_app.extensions["glia"]
     with session_scope(ext.engine) as session:
         clinic = _clinic(session, slug)
         try:
-            set_enabled(session, clinic, name, enabled, plugins=ext.plugins)
+            set_enabled(session, clinic, name, enabled, plugins=ext.plugins, reason=reason)
         except UnknownPlugin:
             raise click.ClickException(f"no loaded plugin named {name!r}") from None
+        except ReasonRequired as exc:
+            raise click.ClickException(
+                f"{name} is a safety gate: sessions at {slug} would start without its checks. {exc} "
+                f'Nothing was changed; give the reason with --reason "...".') from None
     click.echo(f"{name} {'enabled' if enabled else 'disabled'} for {slug}.")
 
 
@@ -218,10 +222,12 @@ def plugins_enable(name, slug):
 @plugins_group.command("disable")
 @click.argument("name")
 @click.option("--clinic", "slug", required=True)
+@click.option("--reason", default="", help="Why (required for a safety gate such as consent; audited, "
+                                          "and shown on every session page of the clinic).")
 @with_appcontext
-def plugins_disable(name, slug):
+def plugins_disable(name, slug, reason):
     """Disable plugin NAME for a clinic (its data stays)."""
-    _toggle(name, slug, False)
+    _toggle(name, slug, False, reason)
 
 
 # -- audit -------------------------------------------------------------------------------

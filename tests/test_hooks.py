@@ -63,7 +63,7 @@ def _first_patient(db, clinic) -> Patient:
 def _disable(app, clinic, plugin):
     ext = app.extensions["glia"]
     with app.app_context(), session_scope(ext.engine) as s:
-        set_enabled(s, s.get(Clinic, clinic.id), plugin, False, plugins=ext.plugins)
+        set_enabled(s, s.get(Clinic, clinic.id), plugin, False, plugins=ext.plugins, reason="test: switched off")
 
 
 # -- startup ------------------------------------------------------------------------------

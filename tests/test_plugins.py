@@ -28,7 +28,9 @@ def _switch(app, client, clinic: Clinic):
 
 
 def _toggle(app, client, name: str, clinic: Clinic, enabled: bool):
-    return post(app, client, f"/admin/plugins/{name}/{clinic.id}", {"enabled": "1" if enabled else "0"})
+    """The admin's switch; ratings answers treatment_blockers, so switching it off takes a reason."""
+    confirmation = {} if enabled else {"reason": "Trying the plugin switch", "confirm": "1"}
+    return post(app, client, f"/admin/plugins/{name}/{clinic.id}", {"enabled": "1" if enabled else "0", **confirmation})
 
 
 # -- loading ------------------------------------------------------------------------------

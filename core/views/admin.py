@@ -1,4 +1,8 @@
-"""Administration: which plugins each clinic runs."""
+"""Administration: which plugins each clinic runs.
+
+Switching a safety gate (a plugin answering treatment_blockers) off goes through a confirmation
+page that names what stops being checked and asks for a reason; other plugins toggle in one click.
+"""
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -6,9 +10,20 @@ from flask_login import current_user
 
 from core.auth import clinics_of, staff
 from core.db import get_session
-from core.plugin_state import UnknownPlugin, set_enabled, states
+from core.forms import Form
+from core.models import Clinic
+from core.plugin_state import (REASON_MAX, UnknownPlugin, clean_reason, gates_off_by_clinic, is_gate,
+                               reason_problem, set_enabled, states)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _clinic(clinic_id: int) -> Clinic:
+    """One of the clinics the admin administers, or 404."""
+    clinic = next((c for c in clinics_of(current_user) if c.id == clinic_id), None)
+    if clinic is None:
+        abort(404)
+    return clinic
 
 
 @bp.get("/plugins")
@@ -16,23 +31,51 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def plugins():
     ext = current_app.extensions["glia"]
     clinics = clinics_of(current_user)
-    state = states(get_session(), [c.id for c in clinics])
+    db = get_session()
+    state = states(db, [c.id for c in clinics])
     enabled = {(c.id, name): state.get((c.id, name)).enabled if (c.id, name) in state else True
                for c in clinics for name in ext.plugins}
-    return render_template("admin/plugins.html", plugins=ext.plugins, blocked=ext.blocked,
-                           clinics=clinics, enabled=enabled)
+    gates = {name for name in ext.plugins if is_gate(ext.plugins, name)}
+    return render_template("admin/plugins.html", plugins=ext.plugins, blocked=ext.blocked, clinics=clinics,
+                           enabled=enabled, gates=gates, gates_off=gates_off_by_clinic(db, [c.id for c in clinics]))
+
+
+def _confirm_page(name: str, clinic: Clinic, *, status: int = 200, values=None, errors=None):
+    info = current_app.extensions["glia"].plugins[name]
+    return render_template("admin/disable_gate.html", name=name, info=info, clinic=clinic,
+                           values=values or {}, errors=errors or {}, reason_max=REASON_MAX), status
+
+
+@bp.get("/plugins/<name>/<int:clinic_id>/disable")
+@staff("admin")
+def confirm_disable(name: str, clinic_id: int):
+    """The confirmation page for switching a safety gate off; changes nothing."""
+    clinic = _clinic(clinic_id)
+    if not is_gate(current_app.extensions["glia"].plugins, name):
+        abort(404)
+    return _confirm_page(name, clinic)
 
 
 @bp.post("/plugins/<name>/<int:clinic_id>")
 @staff("admin")
 def toggle_plugin(name: str, clinic_id: int):
-    clinic = next((c for c in clinics_of(current_user) if c.id == clinic_id), None)
-    if clinic is None:
-        abort(404)
+    clinic = _clinic(clinic_id)
+    plugins = current_app.extensions["glia"].plugins
     want = request.form.get("enabled") == "1"
+    reason = ""
+    if not want and is_gate(plugins, name):
+        form = Form(request.form)
+        reason = clean_reason(form.text("reason", "Reason", max_len=REASON_MAX))
+        if "reason" not in form.errors and (problem := reason_problem(reason)):
+            form.errors["reason"] = problem
+        if not form.checked("confirm"):
+            form.errors["confirm"] = "Tick the box to confirm that sessions will start without these checks."
+        if not form.ok:
+            return _confirm_page(name, clinic, status=422, values=form.values, errors=form.errors)
     try:
-        set_enabled(get_session(), clinic, name, want, plugins=current_app.extensions["glia"].plugins)
+        set_enabled(get_session(), clinic, name, want, plugins=plugins, reason=reason)
     except UnknownPlugin:
         abort(404)
-    flash(f"{name} {'enabled' if want else 'disabled'} for {clinic.name}.")
+    flash(f"{name} {'enabled' if want else 'disabled'} for {clinic.name}."
+          + (" Every session page there now says this safety gate is off." if reason else ""))
     return redirect(url_for("admin.plugins"))

@@ -10,11 +10,12 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit, hooks, workflow
+from core import audit, dosing, hooks, workflow
 from core.auth import staff
 from core.db import get_session
 from core.forms import SEVERITIES, SIDE_EFFECTS, Form, vitals
 from core.models import Patient, Provider, SessionStatus, SideEffect, TreatmentSession, VitalPhase, VitalSign, utcnow
+from core.plugin_state import gates_off
 from core.views.patients import CHARTING_ROLES, is_clinical
 from core.slots import Panel
 from core.web import after_commit
@@ -52,7 +53,7 @@ def _context(t: TreatmentSession, patient: Patient) -> dict:
             "by_phase": {v.phase.value: v for v in vitals_rows}, "effects": effects, "reasons": reasons,
             "clinical": is_clinical(current_user), "charting": current_user.role.value in CHARTING_ROLES,
             "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S,
-            "panels": hooks.ordered(panels), "plugin_errors": plugin_errors}
+            "panels": hooks.ordered(panels), "plugin_errors": plugin_errors, "gates_off": gates_off(db, g.clinic)}
 
 
 def _render(t, patient, *, status=200, **extra):
@@ -142,7 +143,8 @@ def start(session_id: int):
         return _conflict(t, patient, exc)
     except workflow.Blocked as exc:
         t, patient = _load(session_id)
-        return render_template("sessions/blocked.html", t=t, patient=patient, reasons=exc.reasons), 409
+        return render_template("sessions/blocked.html", t=t, patient=patient, reasons=exc.reasons,
+                               gates_off=gates_off(get_session(), g.clinic)), 409
     flash("Session started. Record post-dose vitals at about 40 minutes.")
     return redirect(url_for("sessions.detail", session_id=t.id))
 
