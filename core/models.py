@@ -330,6 +330,13 @@ class TreatmentSession(SQLModel, table=True):
     escort_phone: str = Field(default="", max_length=30)
     escort_confirmed: bool = False
     notes: str = Field(default="", max_length=4000)
+    # dosing and discharge (core.dosing): the observation clock runs from dosed_at
+    dosed_at: datetime | None = ts()  # dosing began; for esketamine, the first device
+    lot_number: str = Field(default="", max_length=40)  # esketamine kit lot (REMS form)
+    dose_override_reason: str = Field(default="", max_length=1000)  # a clinician's reason for a dose outside the usual range
+    dose_override_by_id: int | None = Field(default=None, foreign_key="user.id")
+    discharge_ready_by_id: int | None = Field(default=None, foreign_key="user.id")  # judged stable and ready to leave
+    ready_minutes: int | None = None  # esketamine: ready to leave this many minutes after the first device, but for the 2 h minimum
     version: int = 1  # bumped on every change, so a stale form is caught
 
 
@@ -360,6 +367,7 @@ class SideEffect(SQLModel, table=True):
     effect: str = Field(max_length=60)  # dissociation, sedation, nausea, ...
     severity: str = Field(max_length=10)  # mild, moderate, severe
     recorded_at: datetime = ts(nullable=False)
+    resolved: bool | None = None  # asked at discharge: resolved by then?
 
 
 class PluginState(SQLModel, table=True):
