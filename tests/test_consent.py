@@ -340,8 +340,11 @@ def test_screening_and_blood_pressure_gate_the_session_start(app, client, db):
     fresh(db)
     (bp,) = _blockers(app, db, clinic, t)
     assert "172/96" in bp.reason and "160/100" in bp.reason
+    form = client.get(bp.link)  # the form names the reading it acknowledges
+    assert "172/96" in form.text
+    vital_id = re.search(r'name="vital_id" value="(\d+)"', form.text).group(1)
     assert post(app, client, bp.link, {"rationale": "Anxious on arrival; repeat 150/92 after 10 minutes.",
-                                       "attest": "1"}).status_code == 302
+                                       "attest": "1", "vital_id": vital_id}).status_code == 302
     assert _blockers(app, db, clinic, t) == []
 
     # an absolute contraindication cannot be acknowledged away
@@ -396,7 +399,10 @@ def test_hooks_fill_the_chart_dashboard_letters_and_nav(app, client, db):
     assert bad.status_code == 422 and "whole number from 1 to 3650" in bad.text
     good = post(app, client, "/consent/settings", {"validity_days": "180", "bp_systolic_max": "150",
                                                    "bp_diastolic_max": "95", "screening_validity_days": "365",
-                                                   "required_iv_ketamine_informed_ketamine": "1"})
+                                                   "required_iv_ketamine_informed_ketamine": "1",
+                                                   "required_im_ketamine_informed_ketamine": "1",
+                                                   "required_sublingual_informed_ketamine": "1",
+                                                   "required_esketamine_nasal_informed_esketamine": "1"})
     assert good.status_code == 302
     fresh(db)
     saved = db.get(PluginState, (clinic.id, "consent")).settings

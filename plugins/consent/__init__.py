@@ -10,7 +10,7 @@ from sqlmodel import select
 from core.hookspecs import hookimpl
 from core.models import Patient, SessionStatus, TreatmentSession
 from core.slots import DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget
-from plugins.consent import models, service
+from plugins.consent import gate, models, service, status
 
 __version__ = "1.0"
 
@@ -52,14 +52,15 @@ def register_settings():
 @hookimpl
 def register_document_types():
     return [DocumentType("signed_consent", "Signed consent"),
-            DocumentType("contraindication_acknowledgement", "Clinician acknowledgement of a contraindication")]
+            DocumentType("contraindication_acknowledgement", "Clinician acknowledgement of a contraindication"),
+            DocumentType("contraindication_clearance", "Clinician review clearing a changed screening answer")]
 
 
 @hookimpl
 def treatment_blockers(clinic, patient, treatment):
     from core.db import get_session
 
-    return service.blockers_for(get_session(), clinic, [treatment]).get(treatment.id, [])
+    return gate.blockers_for(get_session(), clinic, [treatment]).get(treatment.id, [])
 
 
 @hookimpl
@@ -72,12 +73,29 @@ def patient_chart_panels(clinic, patient, user):
     from core.db import get_session
 
     session = get_session()
-    st = service.status_for(session, clinic, [patient.id])[patient.id]
+    st = status.status_for(session, clinic, [patient.id])[patient.id]
     modality = service.modality_of(session, clinic, patient.id)
     required = service.required_kinds(service.settings(session, clinic), modality) if modality else []
     html = render_template("consent/panel.html", patient=patient, st=st, required=required, modality=modality,
-                           viewer=user)
+                           viewer=user, reviewer=user.role.value in service.REVIEWERS)
     return [Panel("Consents and screening", html, order=20)]
+
+
+@hookimpl
+def session_panels(clinic, patient, treatment, user):
+    """The history of every screening item this patient ever answered "yes", where the clinician starts
+    the session; answers are clinical information, so not for the front desk."""
+    from core.db import get_session
+    from core.views.patients import is_clinical
+
+    if not is_clinical(user):
+        return []
+    st = status.status_for(get_session(), clinic, [patient.id])[patient.id]
+    if not st.flagged and not st.history_error:
+        return []
+    html = render_template("consent/session_panel.html", patient=patient, treatment=treatment, st=st,
+                           can_review=user.role.value in service.REVIEWERS)
+    return [Panel("Screening history", html, order=15)]
 
 
 @hookimpl
@@ -93,7 +111,7 @@ def dashboard_widgets(clinic, user):
         TreatmentSession.scheduled_at < start + timedelta(days=1),
         TreatmentSession.status.in_([SessionStatus.scheduled, SessionStatus.checked_in]))
         .order_by(TreatmentSession.scheduled_at)).all()
-    blocked = {tid: found for tid, found in service.blockers_for(session, clinic, list(treatments)).items() if found}
+    blocked = {tid: found for tid, found in gate.blockers_for(session, clinic, list(treatments)).items() if found}
     ids = {t.patient_id for t in treatments if t.id in blocked}
     patients = {p.id: p for p in session.exec(select(Patient).where(
         Patient.clinic_id == clinic.id, Patient.id.in_(ids))).all()} if ids else {}
@@ -109,7 +127,7 @@ def portal_items(clinic, patient):
     from core.db import get_session
 
     session = get_session()
-    st = service.status_for(session, clinic, [patient.id])[patient.id]
+    st = status.status_for(session, clinic, [patient.id])[patient.id]
     modality = service.modality_of(session, clinic, patient.id)
     items = []
     for kind in (service.required_kinds(service.settings(session, clinic), modality) if modality else []):
@@ -135,7 +153,7 @@ def letter_sections(clinic, patient, recipient):
     from core.db import get_session
 
     session = get_session()
-    st = service.status_for(session, clinic, [patient.id])[patient.id]
+    st = status.status_for(session, clinic, [patient.id])[patient.id]
     html = render_template("consent/letter_section.html", st=st, zone=ZoneInfo(clinic.timezone))
     return [LetterSection("Consent and safety screening", html, order=50)]
 

@@ -17,6 +17,7 @@ from sqlmodel import select
 from core.models import Patient, Role, SessionStatus, TreatmentSession, User, utcnow
 from core.pdf import STATIC_DIR
 from plugins.consent import service
+from plugins.consent.screening import record_screening
 
 SIGNED_PATIENTS = 4  # per clinic, including the portal patient and the blocked one
 
@@ -68,7 +69,7 @@ def seed(session, clinic) -> None:
                          token=f"demo-{clinic.id}-{pid}-{kind}", pdf_from_html=pdf_from_html,
                          at=signed_at + timedelta(minutes=k))
         yes = {"uncontrolled_hypertension"} if pid == acked else set()
-        screening = service.record_screening(session, clinic, patient, items, yes, answered_by="patient",
+        screening = record_screening(session, clinic, patient, items, yes, answered_by="patient",
                                              channel="tablet", user_id=None, ip="127.0.0.1", at=signed_at)
         if pid == acked and clinician is not None:
             label = next(i.label for i in items if i.code == "uncontrolled_hypertension")

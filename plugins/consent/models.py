@@ -129,6 +129,36 @@ class Acknowledgement(SQLModel, table=True):
     signed_at: datetime = ts(nullable=False)
     ip: str = Field(default="", max_length=45)
     text_sha256: str = Field(max_length=64)
+    # a blood-pressure acknowledgement covers this reading and any lower one, never a higher one
+    vital_id: int | None = Field(default=None, foreign_key="vital_sign.id")
+    systolic: int | None = None
+    diastolic: int | None = None
 
 
-MODELS = [ConsentTemplate, SignedConsent, ConsentRevocation, ContraindicationItem, Screening, Acknowledgement]
+class ItemClearance(SQLModel, table=True):
+    """A clinician's signed review confirming that a "yes" to a screening item no longer applies.
+
+    A later screening answering "no" does not clear an item on its own (anyone, or the patient at
+    home, could answer it): only this record does, and only for the one "yes" it names.
+    """
+
+    __tablename__ = "consent_item_clearance"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "yes_screening_id", "item_code"),)
+    __immutable__ = True
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    item_code: str = Field(max_length=60)
+    item_label: str = Field(max_length=300)
+    yes_screening_id: int = Field(foreign_key="consent_screening.id")  # the answer it clears
+    no_screening_id: int = Field(foreign_key="consent_screening.id")  # the later answer it confirms
+    reason: str = Field(sa_type=sa.Text)
+    clinician_user_id: int = Field(foreign_key="user.id")
+    clinician_name: str = Field(max_length=200)
+    signed_at: datetime = ts(nullable=False)
+    ip: str = Field(default="", max_length=45)
+    text_sha256: str = Field(max_length=64)
+
+
+MODELS = [ConsentTemplate, SignedConsent, ConsentRevocation, ContraindicationItem, Screening, Acknowledgement,
+          ItemClearance]

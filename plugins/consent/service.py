@@ -1,15 +1,15 @@
-"""Consent logic shared by the views and the hooks: templates, signing, screening and the gate.
+"""Consent logic shared by the views and the hooks: templates, settings, signing and acknowledgements.
 
-The gate works on a batch of treatment sessions with a fixed number of queries, so the
-dashboard can ask about every patient of the day at once.
+Screening history lives in plugins.consent.screening, each patient's status in
+plugins.consent.status and the treatment gate in plugins.consent.gate.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,14 +18,15 @@ from markupsafe import Markup, escape
 from sqlmodel import Session, func, select
 from werkzeug.routing import BuildError
 
-from core.models import Clinic, Modality, SessionStatus, TreatmentSession, VitalPhase, VitalSign, utcnow
-from core.slots import Blocker
-from plugins.consent.models import (Acknowledgement, ConsentRevocation, ConsentTemplate, ContraindicationItem,
-                                    Screening, SignedConsent)
+from core.models import Clinic, Modality, SessionStatus, TreatmentSession, VitalSign, utcnow
+from plugins.consent.models import Acknowledgement, ConsentTemplate, ContraindicationItem, SignedConsent
 
 PLUGIN = "consent"
 DATA = Path(__file__).resolve().parent / "data"
 BP_CODE = "blood_pressure"
+# who may acknowledge a risk or confirm a changed screening answer: a clinical judgement, so neither
+# the front desk, a manager nor an administrator (a medical director signs in as a clinician)
+REVIEWERS = ("clinician",)
 
 
 def default_templates() -> list[dict]:
@@ -35,7 +36,10 @@ def default_templates() -> list[dict]:
     return specs
 
 
-KINDS: dict[str, str] = {s["kind"]: s["title"] for s in json.loads((DATA / "templates.json").read_text(encoding="utf-8"))}
+_SPECS = json.loads((DATA / "templates.json").read_text(encoding="utf-8"))
+KINDS: dict[str, str] = {s["kind"]: s["title"] for s in _SPECS}
+# informed-consent kind -> the modalities it informs the patient about (every modality needs one)
+INFORMED: dict[str, list[str]] = {s["kind"]: s["informed_consent_for"] for s in _SPECS if "informed_consent_for" in s}
 MODALITIES = [m.value for m in Modality]
 
 
@@ -140,6 +144,12 @@ def required_kinds(values: dict, modality: str) -> list[str]:
     return [k for k in values.get(f"required_{modality}", []) if k in KINDS]
 
 
+def uninformed_modalities(values: dict) -> list[str]:
+    """Modalities whose required consents include no informed consent for that modality."""
+    return [m for m in MODALITIES
+            if not any(m in INFORMED.get(k, ()) for k in required_kinds(values, m))]
+
+
 # -- signing ----------------------------------------------------------------------------------
 
 def signed_text(template: ConsentTemplate, clinic: Clinic) -> str:
@@ -168,79 +178,12 @@ def integrity_ok(record: SignedConsent) -> bool:
                                  pdf_sha256=record.pdf_sha256) == record.signature_sha256)
 
 
-def screening_digest(answers: list[dict]) -> str:
-    return sha256(json.dumps(answers, sort_keys=True, ensure_ascii=False))
-
-
-# -- status of one patient's consents and screening ---------------------------------------------
-
-CONSENT_COLUMNS = (SignedConsent.id, SignedConsent.patient_id, SignedConsent.kind, SignedConsent.version,
-                   SignedConsent.template_id, SignedConsent.signed_at, SignedConsent.signer_name,
-                   SignedConsent.signer_role, SignedConsent.method, SignedConsent.title)
-
-
-@dataclass
-class ConsentState:
-    kind: str
-    title: str
-    status: str  # valid, missing, expired, outdated
-    record: object = None  # a row of CONSENT_COLUMNS (never the PDF)
-    expires_at: datetime | None = None
-
-
-@dataclass
-class PatientStatus:
-    consents: dict[str, ConsentState] = field(default_factory=dict)
-    screening: Screening | None = None
-    screening_stale: bool = False
-    acknowledged: set[str] = field(default_factory=set)
-
-
-def latest_consents(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[tuple[int, str], object]:
-    """(patient, kind) -> the newest signed, unrevoked consent (columns only, no PDF)."""
-    if not patient_ids:
-        return {}
-    revoked = select(ConsentRevocation.consent_id).where(ConsentRevocation.clinic_id == clinic.id)
-    rows = session.exec(select(*CONSENT_COLUMNS).where(
-        SignedConsent.clinic_id == clinic.id, SignedConsent.patient_id.in_(patient_ids),
-        SignedConsent.id.not_in(revoked)).order_by(SignedConsent.signed_at, SignedConsent.id)).all()
-    return {(r.patient_id, r.kind): r for r in rows}
-
-
-def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, PatientStatus]:
-    """Consent and screening status for many patients in a fixed number of queries."""
-    values = settings(session, clinic)
-    templates = current_templates(session, clinic)
-    now = utcnow()
-    validity = timedelta(days=int(values["validity_days"]))
-    latest = latest_consents(session, clinic, patient_ids)
-    result = {pid: PatientStatus() for pid in patient_ids}
-    for pid in patient_ids:
-        for kind, template in templates.items():
-            row = latest.get((pid, kind))
-            if row is None:
-                state = ConsentState(kind, template.title, "missing")
-            else:
-                expires = row.signed_at + validity
-                status = "expired" if expires <= now else "outdated" if row.version < template.version else "valid"
-                state = ConsentState(kind, template.title, status, row, expires)
-            result[pid].consents[kind] = state
-    if patient_ids:
-        screenings = session.exec(select(Screening).where(
-            Screening.clinic_id == clinic.id, Screening.patient_id.in_(patient_ids))
-            .order_by(Screening.answered_at, Screening.id)).all()
-        for s in screenings:
-            result[s.patient_id].screening = s
-        fresh = timedelta(days=int(values["screening_validity_days"]))
-        ids = [st.screening.id for st in result.values() if st.screening is not None]
-        for st in result.values():
-            st.screening_stale = st.screening is not None and st.screening.answered_at + fresh <= now
-        if ids:
-            by_screening = {st.screening.id: st for st in result.values() if st.screening is not None}
-            for sid, code in session.exec(select(Acknowledgement.screening_id, Acknowledgement.item_code).where(
-                    Acknowledgement.clinic_id == clinic.id, Acknowledgement.screening_id.in_(ids))).all():
-                by_screening[sid].acknowledged.add(code)
-    return result
+def link_to(endpoint: str, **values) -> str:
+    """A URL for ``endpoint``, or "" when that page does not exist (yet)."""
+    try:
+        return url_for(endpoint, **values)
+    except BuildError:  # a core page that is not there (yet)
+        return ""
 
 
 def modality_of(session, clinic, patient_id: int) -> str | None:
@@ -251,69 +194,6 @@ def modality_of(session, clinic, patient_id: int) -> str | None:
     upcoming = [m for m, s in rows if s in (SessionStatus.scheduled, SessionStatus.checked_in)]
     chosen = upcoming[-1] if upcoming else rows[0][0] if rows else None
     return chosen.value if chosen is not None else None
-
-
-# -- the gate -----------------------------------------------------------------------------------
-
-def link_to(endpoint: str, **values) -> str:
-    """A URL for ``endpoint``, or "" when that page does not exist (yet)."""
-    try:
-        return url_for(endpoint, **values)
-    except BuildError:  # a core page that is not there (yet)
-        return ""
-
-
-def blockers_for(session: Session, clinic: Clinic, treatments: list[TreatmentSession]) -> dict[int, list[Blocker]]:
-    """treatment id -> why it may not start. Ids only in links, never names."""
-    values = settings(session, clinic)
-    statuses = status_for(session, clinic, sorted({t.patient_id for t in treatments}))
-    tids = [t.id for t in treatments]
-    baseline: dict[int, VitalSign] = {}
-    bp_acks: set[int] = set()
-    if tids:
-        for v in session.exec(select(VitalSign).where(
-                VitalSign.clinic_id == clinic.id, VitalSign.treatment_id.in_(tids),
-                VitalSign.phase == VitalPhase.baseline).order_by(VitalSign.taken_at, VitalSign.id)).all():
-            baseline[v.treatment_id] = v
-        bp_acks = set(session.exec(select(Acknowledgement.treatment_id).where(
-            Acknowledgement.clinic_id == clinic.id, Acknowledgement.treatment_id.in_(tids),
-            Acknowledgement.item_code == BP_CODE)).all())
-    sys_max, dia_max = int(values["bp_systolic_max"]), int(values["bp_diastolic_max"])
-    out: dict[int, list[Blocker]] = {}
-    for t in treatments:
-        modality = t.modality.value if hasattr(t.modality, "value") else str(t.modality)
-        st = statuses[t.patient_id]
-        found: list[Blocker] = []
-        for kind in required_kinds(values, modality):
-            state = st.consents.get(kind)
-            if state is None or state.status == "valid":
-                continue
-            why = {"missing": "not signed", "expired": "expired, needs a new signature",
-                   "outdated": f"signed for version {state.record.version if state.record else ''}; "
-                               "the current version needs a new signature"}[state.status]
-            found.append(Blocker(f"Consent: {state.title} - {why}",
-                                 link_to("consent.tablet_sign", patient_id=t.patient_id, kind=kind)))
-        if st.screening is None or st.screening_stale:
-            found.append(Blocker("Contraindication screening " + ("is out of date" if st.screening else "is missing"),
-                                 link_to("consent.screening", patient_id=t.patient_id)))
-        else:
-            for answer in st.screening.answers:
-                if not answer.get("yes") or modality not in answer.get("modalities", []):
-                    continue
-                if answer["severity"] == "absolute":
-                    found.append(Blocker(f"Absolute contraindication: {answer['label']}",
-                                         link_to("consent.patient", patient_id=t.patient_id)))
-                elif answer["code"] not in st.acknowledged:
-                    found.append(Blocker(f"Relative contraindication needs a clinician's acknowledgement: {answer['label']}",
-                                         link_to("consent.acknowledge", patient_id=t.patient_id,
-                                              screening_id=st.screening.id, code=answer["code"])))
-        vital = baseline.get(t.id)
-        if vital is not None and (vital.systolic > sys_max or vital.diastolic > dia_max) and t.id not in bp_acks:
-            found.append(Blocker(f"Blood pressure at check-in {vital.systolic}/{vital.diastolic} is above the clinic's "
-                                 f"threshold {sys_max}/{dia_max}: a clinician must acknowledge it",
-                                 link_to("consent.acknowledge_bp", treatment_id=t.id)))
-        out[t.id] = found
-    return out
 
 
 # -- writing the signed records ------------------------------------------------------------------
@@ -368,31 +248,29 @@ def sign(session: Session, clinic: Clinic, patient, template: ConsentTemplate, s
     return record
 
 
-def record_screening(session: Session, clinic: Clinic, patient, items: list[ContraindicationItem], yes: set[str], *,
-                     answered_by: str, channel: str, user_id: int | None, ip: str = "",
-                     at: datetime | None = None) -> Screening:
-    """Store the answers with the questions as asked, so later list edits never change history."""
-    answers = [{"code": i.code, "label": i.label, "severity": i.severity, "modalities": list(i.modalities),
-                "yes": i.code in yes} for i in items]
-    screening = Screening(clinic_id=clinic.id, patient_id=patient.id, answers=answers, answered_by=answered_by,
-                          user_id=user_id, channel=channel, answered_at=at or utcnow(),
-                          text_sha256=screening_digest(answers), ip=ip[:45])
-    session.add(screening)
-    session.flush()
-    return screening
+def statement_digest(*parts) -> str:
+    """The SHA-256 of a clinician's signed statement: its parts joined unambiguously."""
+    return sha256("\x1f".join("" if p is None else str(p) for p in parts))
 
 
 def acknowledge(session: Session, clinic: Clinic, patient_id: int, *, code: str, label: str, rationale: str,
-                clinician, screening_id: int | None = None, treatment_id: int | None = None, ip: str = "",
-                at: datetime | None = None) -> Acknowledgement:
-    """A clinician's signed decision to proceed despite a relative contraindication or a high BP."""
+                clinician, screening_id: int | None = None, treatment_id: int | None = None,
+                vital: VitalSign | None = None, ip: str = "", at: datetime | None = None) -> Acknowledgement:
+    """A clinician's signed decision to proceed despite a relative contraindication or a high BP.
+
+    A relative item's acknowledgement names the screening whose "yes" it weighed; a blood-pressure
+    one names the reading (and keeps its values), so a higher reading later needs a new one.
+    """
     signed_at = at or utcnow()
-    statement = "\x1f".join([str(patient_id), str(screening_id or ""), str(treatment_id or ""), code, label,
-                             rationale, str(clinician.id), clinician.name, signed_at.isoformat()])
+    systolic, diastolic = (vital.systolic, vital.diastolic) if vital is not None else (None, None)
+    statement = statement_digest(patient_id, screening_id, treatment_id, code, label, rationale, clinician.id,
+                                 clinician.name, signed_at.isoformat(), vital.id if vital else None, systolic,
+                                 diastolic)
     ack = Acknowledgement(clinic_id=clinic.id, patient_id=patient_id, screening_id=screening_id,
                           treatment_id=treatment_id, item_code=code, item_label=label, rationale=rationale,
                           clinician_user_id=clinician.id, clinician_name=clinician.name, signed_at=signed_at,
-                          ip=ip[:45], text_sha256=sha256(statement))
+                          ip=ip[:45], text_sha256=statement, vital_id=vital.id if vital else None,
+                          systolic=systolic, diastolic=diastolic)
     session.add(ack)
     session.flush()
     return ack

@@ -1,0 +1,6 @@
+"""Consent pages, one module per audience: signing (tablet and portal), screening, the clinician's
+decisions and the manager's editors. All share one blueprint, named after the plugin."""
+from plugins.consent.views import clinician, manage, screening, signing  # noqa: F401 - they add the routes
+from plugins.consent.views.base import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,256 @@
+"""Consent pages for signing: the patient's consents at a glance, the signing tablet, the portal,
+downloads and withdrawals. Bad input re-renders the form with 422 and writes nothing."""
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from pathlib import Path
+
+from flask import abort, flash, g, redirect, render_template, request, send_from_directory, url_for
+from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from core import audit
+from core.auth import current_patient, patient_only, public, staff
+from core.db import get_session
+from core.models import Patient, utcnow
+from core.pdf import pdf_response
+from core.validators import clean_text
+from core.web import after_commit
+from plugins.consent import service, status
+from plugins.consent.models import Acknowledgement, ConsentRevocation, SignedConsent
+from plugins.consent.views.base import bp, deny, patient_or_404, template_or_404
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+TOKEN = re.compile(r"^[0-9a-f]{32}$")
+PNG_PREFIX = "data:image/png;base64,"
+MAX_SIGNATURE_BYTES = 200_000
+
+
+def consent_or_404(patient: Patient, consent_id: int) -> SignedConsent:
+    record = get_session().exec(select(SignedConsent).where(
+        SignedConsent.id == consent_id, SignedConsent.patient_id == patient.id,
+        SignedConsent.clinic_id == g.clinic.id)).first()
+    if record is None:
+        deny("consent", consent_id, patient.id)
+    return record
+
+
+@bp.get("/static/<name>")
+@public
+def asset(name: str):
+    """The signature pad's script and the consent pages' styles (served here so the route is declared)."""
+    if name not in ("signature.js", "consent.css"):
+        abort(404)
+    return send_from_directory(STATIC, name, max_age=3600)
+
+
+# -- staff: a patient's consents at a glance ---------------------------------------------------
+
+@bp.get("/patients/<int:patient_id>")
+@staff()
+def patient(patient_id: int):
+    p = patient_or_404(patient_id)
+    db = get_session()
+    st = status.status_for(db, g.clinic, [p.id])[p.id]
+    records = db.exec(select(*status.CONSENT_COLUMNS, SignedConsent.supersedes_id, SignedConsent.channel,
+                             SignedConsent.staff_name).where(
+        SignedConsent.clinic_id == g.clinic.id, SignedConsent.patient_id == p.id)
+        .order_by(SignedConsent.signed_at.desc(), SignedConsent.id.desc())).all()
+    revoked = {r.consent_id: r for r in db.exec(select(ConsentRevocation).where(
+        ConsentRevocation.clinic_id == g.clinic.id, ConsentRevocation.patient_id == p.id)).all()}
+    acks = [] if current_user.role.value == "front_desk" else db.exec(select(Acknowledgement).where(
+        Acknowledgement.clinic_id == g.clinic.id, Acknowledgement.patient_id == p.id)
+        .order_by(Acknowledgement.signed_at.desc())).all()
+    audit.record("consent.view", object_type="patient", object_id=p.id, patient_id=p.id)
+    return render_template("consent/patient.html", patient=p, st=st, records=records, revoked=revoked, acks=acks,
+                           viewer=current_user,
+                           chart_url=service.link_to("patients.chart", patient_id=p.id),
+                           reviewer=current_user.role.value in service.REVIEWERS)
+
+
+# -- signing ---------------------------------------------------------------------------------
+
+def _signature(raw: str) -> tuple[bytes | None, str | None]:
+    """The drawn signature as PNG bytes, or an error; empty means "typed name only"."""
+    if not raw:
+        return None, None
+    if not raw.startswith(PNG_PREFIX) or len(raw) > MAX_SIGNATURE_BYTES * 4 // 3 + 64:
+        return None, "The drawn signature could not be read. Clear it and sign again, or leave it empty."
+    try:
+        data = base64.b64decode(raw[len(PNG_PREFIX):], validate=True)
+    except ValueError:
+        return None, "The drawn signature could not be read. Clear it and sign again, or leave it empty."
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None, "The drawn signature could not be read. Clear it and sign again, or leave it empty."
+    return data, None
+
+
+def _same_name(a: str, b: str) -> bool:
+    norm = lambda s: " ".join(clean_text(s).casefold().split())  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _sign(p: Patient, kind: str, *, channel: str):
+    """GET shows the consent; POST signs it. Shared by the tablet and the portal."""
+    db = get_session()
+    template = template_or_404(kind)
+    on_tablet = channel == "tablet"
+    action = (url_for("consent.tablet_sign", patient_id=p.id, kind=kind) if on_tablet
+              else url_for("consent.portal_sign", kind=kind))
+
+    def page(status=200, errors=None, values=None, conflict=""):
+        return render_template("consent/sign.html", patient=p, template=template, body=service.markdown(template.body),
+                               token=uuid.uuid4().hex if status != 422 else request.form.get("submission_token", ""),
+                               errors=errors or {}, values=values or {}, conflict=conflict, on_tablet=on_tablet,
+                               action=action), status
+
+    if request.method == "GET":
+        audit.record("consent.opened", object_type="consent_template", object_id=template.id, patient_id=p.id)
+        return page()
+
+    form = request.form
+    token = form.get("submission_token", "")
+    if not TOKEN.match(token):
+        return page(422, {"form": "This form is incomplete. Please read the consent again and sign."})
+    existing = db.exec(select(SignedConsent.id, SignedConsent.patient_id).where(
+        SignedConsent.clinic_id == g.clinic.id, SignedConsent.submission_token == token)).first()
+    if existing is not None:
+        if existing.patient_id != p.id:
+            deny("consent", existing.id, p.id)
+        flash("This consent was already signed; it was saved once.")
+        return redirect(_done_url(p, existing.id, on_tablet))
+    if form.get("template_id", "") != str(template.id):
+        return page(409, conflict=f"This consent was updated after the page was opened. Please read the current "
+                                  f"version ({template.version}) and sign it; nothing was saved.")
+    values = {k: clean_text(form.get(k, "")) for k in ("signer_name", "signer_role", "authority")}
+    values["verbal"] = on_tablet and form.get("verbal") == "1"
+    errors: dict[str, str] = {}
+    role = values["signer_role"] or "patient"
+    if role not in ("patient", "representative"):
+        errors["signer_role"] = "Choose who is signing."
+    name = values["signer_name"]
+    if not name:
+        errors["signer_name"] = "Type your full name to sign."
+    elif len(name) > 200:
+        errors["signer_name"] = "Use at most 200 characters."
+    elif role == "patient" and not _same_name(name, p.legal_name):
+        errors["signer_name"] = "Type the patient's full legal name as it appears on the record."
+    if role == "representative" and not values["authority"]:
+        errors["authority"] = "Say what authority the representative has (for example: legal guardian, health care power of attorney)."
+    elif len(values["authority"]) > 200:
+        errors["authority"] = "Use at most 200 characters."
+    ticked = [form.get(f"ack_{i}") == "1" for i in range(len(template.acknowledgements))]
+    if not all(ticked):
+        errors["acks"] = "Tick every box to confirm you have read and agree to each statement."
+    values["ticked"] = ticked
+    png, problem = _signature(form.get("signature_png", ""))
+    if problem:
+        errors["signature"] = problem
+    if errors:
+        return page(422, errors, values)
+
+    previous = status.latest_consents(db, g.clinic, [p.id]).get((p.id, kind))
+    signer = service.Signer(
+        name=name, role=role, authority=values["authority"] if role == "representative" else "",
+        method="witnessed_verbal" if values["verbal"] else "drawn" if png else "typed", signature_png=png,
+        channel=channel, ip=request.remote_addr or "", user_agent=request.user_agent.string or "",
+        staff_user_id=current_user.id if on_tablet else None, staff_name=current_user.name if on_tablet else "")
+    savepoint = db.begin_nested()
+    try:
+        record = service.sign(db, g.clinic, p, template, signer, token,
+                              supersedes_id=previous.id if previous is not None else None)
+        savepoint.commit()
+    except IntegrityError:  # the same form submitted twice at once: the other request won
+        savepoint.rollback()
+        existing = db.exec(select(SignedConsent.id).where(SignedConsent.clinic_id == g.clinic.id,
+                                                          SignedConsent.submission_token == token,
+                                                          SignedConsent.patient_id == p.id)).first()
+        if existing is None:
+            raise
+        return redirect(_done_url(p, existing, on_tablet))
+    audit.record("consent.signed", object_type="consent", object_id=record.id, patient_id=p.id,
+                 detail=f"{kind} v{template.version} {channel} {signer.method}")
+    after_commit("document_issued", clinic=g.clinic, document=record)
+    flash(f"Signed: {template.title}. Thank you.")
+    return redirect(_done_url(p, record.id, on_tablet))
+
+
+def _done_url(p: Patient, consent_id: int, on_tablet: bool) -> str:
+    return url_for("consent.signed", patient_id=p.id, consent_id=consent_id) if on_tablet else url_for("portal.home")
+
+
+@bp.route("/patients/<int:patient_id>/sign/<kind>", methods=["GET", "POST"])
+@staff()
+def tablet_sign(patient_id: int, kind: str):
+    """The page staff hand to the patient on a tablet; staff present is the signed-in user."""
+    return _sign(patient_or_404(patient_id), kind, channel="tablet")
+
+
+@bp.get("/patients/<int:patient_id>/signed/<int:consent_id>")
+@staff()
+def signed(patient_id: int, consent_id: int):
+    p = patient_or_404(patient_id)
+    record = consent_or_404(p, consent_id)
+    db = get_session()
+    st = status.status_for(db, g.clinic, [p.id])[p.id]
+    modality = service.modality_of(db, g.clinic, p.id)
+    required = service.required_kinds(service.settings(db, g.clinic), modality) if modality else []
+    audit.record("consent.view", object_type="consent", object_id=record.id, patient_id=p.id)
+    return render_template("consent/signed.html", patient=p, record=record,
+                           todo=[st.consents[k] for k in required if st.consents[k].status != "valid"])
+
+
+@bp.get("/patients/<int:patient_id>/consents/<int:consent_id>.pdf")
+@staff()
+def staff_pdf(patient_id: int, consent_id: int):
+    p = patient_or_404(patient_id)
+    return _download(p, consent_or_404(p, consent_id))
+
+
+def _download(p: Patient, record: SignedConsent):
+    """The stored bytes, never re-rendered; refused (and audited) if they no longer match."""
+    if not service.integrity_ok(record):
+        audit.record_denied("consent.integrity_failed", object_type="consent", object_id=record.id,
+                            patient_id=p.id, outcome="integrity_error")
+        abort(409, "This signed document failed its integrity check and cannot be downloaded. "
+                   "The event was logged; please contact the clinic's administrator.")
+    audit.record("consent.downloaded", object_type="consent", object_id=record.id, patient_id=p.id)
+    return pdf_response(record.pdf, f"consent-{record.kind}-v{record.version}-{record.id}.pdf")
+
+
+@bp.post("/patients/<int:patient_id>/consents/<int:consent_id>/revoke")
+@staff("clinician", "manager", "admin")
+def revoke(patient_id: int, consent_id: int):
+    """Withdrawal is a new linked record; the signed consent itself never changes."""
+    p = patient_or_404(patient_id)
+    record = consent_or_404(p, consent_id)
+    db = get_session()
+    reason = clean_text(request.form.get("reason"))
+    if not reason or len(reason) > 500:
+        flash("Give a reason for the withdrawal (up to 500 characters); nothing was changed.")
+        return redirect(url_for("consent.patient", patient_id=p.id)), 303
+    if db.exec(select(ConsentRevocation.id).where(ConsentRevocation.consent_id == record.id)).first() is not None:
+        abort(409, "This consent was already withdrawn.")
+    db.add(ConsentRevocation(clinic_id=g.clinic.id, patient_id=p.id, consent_id=record.id, reason=reason,
+                             by_user_id=current_user.id, at=utcnow()))
+    audit.record("consent.revoked", object_type="consent", object_id=record.id, patient_id=p.id)
+    flash("The consent was recorded as withdrawn. Treatment that needs it is blocked until a new one is signed.")
+    return redirect(url_for("consent.patient", patient_id=p.id))
+
+# -- portal -------------------------------------------------------------------------------------
+
+@bp.route("/portal/sign/<kind>", methods=["GET", "POST"])
+@patient_only
+def portal_sign(kind: str):
+    return _sign(current_patient(), kind, channel="portal")
+
+
+@bp.get("/portal/consents/<int:consent_id>.pdf")
+@patient_only
+def portal_pdf(consent_id: int):
+    p = current_patient()
+    return _download(p, consent_or_404(p, consent_id))
+
