@@ -1,5 +1,7 @@
 """Journey: an admin disables a plugin for one clinic; it disappears there and only there.
 
+ratings answers treatment_blockers, so the admin confirms on a page that asks for a reason.
+
 The app runs the example `ratings` plugin (a nav item and routes of its own) next to the
 built-in ones, so the journey does not depend on how far the built-ins have come.
 """
@@ -37,7 +39,14 @@ def test_admin_disables_plugin_for_harbor_only(page, live_server, sign_in):
     expect(row).to_contain_text("Visit ratings: an example third-party plugin")
     expect(row).to_contain_text("nav_items")
     row.get_by_role("button", name=f"Disable ratings for {HARBOR}").click()
+    # ratings can hold a session back (treatment_blockers): switching it off takes a reason
+    expect(page.get_by_role("heading", name=f"Sessions at {HARBOR} will start without the ratings plugin's checks")).to_be_visible()
+    page.get_by_label("Reason for switching it off").fill("Ratings paused while the survey is reworded")
+    page.get_by_label(f"I understand that sessions at {HARBOR}").check()
+    screenshot(page, "plugin-disable-gate-confirm")
+    page.get_by_role("button", name=f"Switch ratings off for {HARBOR}").click()
     expect(page.locator(".flash")).to_contain_text(f"ratings disabled for {HARBOR}")
+    expect(page.locator("tr[data-plugin=ratings]")).to_contain_text("Ratings paused while the survey is reworded")
     row = page.locator("tr[data-plugin=ratings]")
     expect(row.get_by_role("button", name=f"Enable ratings for {HARBOR}")).to_be_visible()
     expect(row.get_by_role("button", name=f"Disable ratings for {STILLWATER}")).to_be_visible()
