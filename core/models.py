@@ -97,6 +97,7 @@ class Clinic(SQLModel, table=True):
     ein: str = Field(default="", max_length=10)
     npi: str = Field(default="", max_length=10)  # type 2 (organization)
     place_of_service: str = Field(default="11", max_length=2)
+    rems_setting_id: str = Field(default="", max_length=40)  # Spravato REMS certified healthcare setting
     created_at: datetime | None = ts()
 
 

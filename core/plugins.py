@@ -46,6 +46,9 @@ def build_manager(plugins=None, blocked=()) -> tuple[pluggy.PluginManager, dict[
     from core import pdf  # core's own behaviour is a plugin too: the default PDF renderer
 
     pm.register(pdf, name="core.pdf")
+    from core import rems  # the Spravato REMS gate and forms: core's, so no clinic can switch it off
+
+    pm.register(rems, name="core.rems")
 
     if plugins is None:
         candidates = [(name, ep) for name, ep in installed()]

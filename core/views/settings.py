@@ -14,6 +14,7 @@ from core.auth import end_other_sessions, hash_password, password_problem, staff
 from core.db import get_session
 from core.forms import Form, common_timezones
 from core.models import STAFF_ROLES, ClinicianKind, Membership, OutsideClinician, Provider, Role, User, utcnow
+from core.rems.enrollment import id_problem as rems_id_problem
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 MANAGERS = ("admin", "manager")
@@ -35,7 +36,7 @@ def _page(template: str, status: int = 200, **ctx):
 def clinic():
     c = g.clinic
     fields = ("name", "address_line1", "address_line2", "city", "state", "postal_code", "phone", "fax", "timezone",
-              "ein", "npi", "place_of_service")
+              "ein", "npi", "place_of_service", "rems_setting_id")
     if request.method == "GET":
         return _page("clinic.html", values={f: getattr(c, f) for f in fields}, zones=[(z, z) for z in common_timezones()],
                      places=PLACES_OF_SERVICE)
@@ -52,6 +53,9 @@ def clinic():
     form.ein("ein", "EIN")
     form.npi("npi", "Organization NPI", kind=2)
     form.choice("place_of_service", "Place of service", PLACES_OF_SERVICE)
+    if problem := rems_id_problem(form.text("rems_setting_id", "Spravato REMS setting ID", max_len=40),
+                                  "Spravato REMS setting ID"):
+        form.errors["rems_setting_id"] = problem
     if not form.ok:
         return _page("clinic.html", 422, values=form.values, errors=form.errors, zones=[(z, z) for z in common_timezones()],
                      places=PLACES_OF_SERVICE)
