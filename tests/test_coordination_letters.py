@@ -12,8 +12,9 @@ from sqlalchemy import text
 from sqlmodel import func, select
 
 from core.db import new_session
-from core.models import (AuditEvent, CareTeamMember, Clinic, ClinicianKind, Instrument, Medication, OutcomeScore,
-                         OutsideClinician, Patient, Sensitivity)
+from core.dosing import dose_text
+from core.models import (AuditEvent, CareTeamMember, Clinic, ClinicianKind, Instrument, Medication, Modality,
+                         OutcomeScore, OutsideClinician, Patient, Sensitivity, SessionStatus, TreatmentSession)
 from plugins.coordination.compose import clinic_today
 from plugins.coordination.models import (CoordinationDisclosure, CoordinationDocument, CoordinationLetter,
                                          CoordinationPermission)
@@ -318,3 +319,44 @@ def test_disabled_for_a_clinic_its_pages_answer_404(app, client, db):
     harbor = app.test_client()
     login(app, harbor, "harbor.clinician")
     assert harbor.get("/coordination/").status_code == 200
+
+
+def treated_patient(db, slug: str, modality: Modality) -> tuple[Patient, int, list[TreatmentSession]]:
+    """A patient with completed sessions of ``modality``, their psychiatrist, and those sessions in order."""
+    c = clinic(db, slug)
+    treated = select(TreatmentSession.patient_id).where(
+        TreatmentSession.clinic_id == c.id, TreatmentSession.modality == modality,
+        TreatmentSession.status == SessionStatus.discharged)
+    patient, psychiatrist = db.exec(select(Patient, CareTeamMember.clinician_id)
+                                    .join(CareTeamMember, CareTeamMember.patient_id == Patient.id)
+                                    .where(Patient.clinic_id == c.id, Patient.id.in_(treated),
+                                           CareTeamMember.role == ClinicianKind.psychiatrist)
+                                    .order_by(Patient.id)).first()
+    done = db.exec(select(TreatmentSession).where(
+        TreatmentSession.clinic_id == c.id, TreatmentSession.patient_id == patient.id,
+        TreatmentSession.status == SessionStatus.discharged).order_by(TreatmentSession.started_at)).all()
+    return patient, psychiatrist, done
+
+
+def test_letter_to_the_psychiatrist_gives_iv_doses_in_mg_and_mg_per_kg(app, client, db):
+    """The outside psychiatrist reads the weight-based dose an IV patient had, not only milligrams."""
+    patient, psychiatrist, done = treated_patient(db, "stillwater", Modality.iv_ketamine)
+    assert done and all(t.weight_kg for t in done)
+    login(app, client, "clinician")
+    body = pdf_text(sign(app, client, write_letter(app, client, patient.id, psychiatrist)))
+    latest = dose_text(done[-1])
+    per_kg = f"{done[-1].dose_mg / done[-1].weight_kg:.2f} mg/kg"
+    assert per_kg in latest and f"most recent dose {latest}" in body  # the treatment plan
+    table = body[body.index("Sessions to date"):body.index("Symptom scores")]
+    assert table.count("mg/kg") == len(done)  # each session's row
+
+
+def test_esketamine_letter_gives_the_dose_in_mg_only(app, client, db):
+    """mg/kg is no measure for esketamine: the letter names the labelled dose in mg."""
+    patient, psychiatrist, done = treated_patient(db, "harbor", Modality.esketamine_nasal)
+    assert done and done[-1].weight_kg  # a weight on file must not turn into mg/kg
+    login(app, client, "harbor.clinician")
+    body = pdf_text(sign(app, client, write_letter(app, client, patient.id, psychiatrist)))
+    assert f"most recent dose {dose_text(done[-1])}" in body and f"{done[-1].dose_mg:g} mg" in body
+    table = body[body.index("Sessions to date"):body.index("Symptom scores")]
+    assert "56 mg" in table and "mg/kg" not in body

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from core import scoring
+from core.dosing import dose_text
 from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instrument, Medication,
                          OutcomeScore, OutsideClinician, Patient, Provider, Sensitivity, SessionStatus,
                          SideEffect, TreatmentSession, User, VitalPhase, VitalSign)
@@ -236,7 +237,7 @@ def _sessions(session: Session, clinic: Clinic, patient: Patient) -> list[dict]:
         bad = [e for e in fx if e.severity in ("moderate", "severe")]
         out.append({
             "date": fmt_day(local_day(clinic, t.started_at or t.scheduled_at)), "modality": t.modality.label,
-            "modality_key": t.modality.value, "dose": f"{t.dose_mg:g} mg" if t.dose_mg is not None else "",
+            "modality_key": t.modality.value, "dose": dose_text(t),
             "tolerability": "well tolerated" if not bad else "tolerated with " + ", ".join(
                 f"{e.severity} {e.effect.replace('_', ' ')}" for e in bad),
             "side_effects": ", ".join(f"{e.effect.replace('_', ' ')} ({e.severity})" for e in fx) or "none",
