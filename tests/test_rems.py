@@ -239,7 +239,8 @@ def test_after_discharge_the_form_is_due_and_filled_from_the_session_record(app,
         "benzodiazepines": "Yes (Lorazepam)", "sedative_hypnotics": "Yes (Zolpidem)", "psychostimulants": "No",
         "maois": "No", "provider_email": "clinician@demo.glia.example", "provider_phone": "541-555-0100",
         "setting_name": "Stillwater Ketamine Clinic (demo)",
-        "setting_address": "100 Example Way, Suite 2, Springfield, OR 97477", "setting_rems_id": "DEMO-SETTING-0001", "dose": "84 mg", "dose_other": "Not applicable",
+        "setting_address": "100 Example Way, Suite 2, Springfield, OR 97477", "setting_rems_id": "DEMO-SETTING-0001",
+        "dose": "84 mg", "dose_other": "Not applicable",
         "lot_number": "LOT-4471A", "minutes_monitored": "130", "ready_minutes": "95", "vitals_ok_before": "Yes",
         "vitals_ok_completion": "Yes", "sedation": "Yes (moderate)", "sedation_resolved": "Yes",
         "dissociation": "Yes (mild)", "dissociation_resolved": "No", "respiratory_depression": "No",
@@ -317,6 +318,8 @@ def test_marking_submitted_keeps_the_exact_files_and_clears_it_from_due(app, cli
     assert "Remsy Formfield" not in client.get("/").text
     listing = client.get("/rems/").text
     assert "REMS-CONF-88" in row_of(listing, "Remsy Formfield")
+    treated_on = (stillwater_today() - timedelta(days=2)).strftime("%m/%d/%Y")
+    assert "Submitted" in row_of(client.get(f"/patients/{pid}").text, f"Treatment {treated_on}")
 
     first_pdf, first_csv = client.get(f"/rems/forms/{tid}.pdf").data, client.get(f"/rems/forms/{tid}.csv").data
     with app.app_context(), write(app) as s:  # the record moves on after submission

@@ -83,6 +83,7 @@ def patient_chart_panels(clinic, patient, user):
     html = render_template("rems/_chart_panel.html", patient=patient, current=history[0] if history else None,
                            history=history, due=monitoring.due_forms(session, clinic, [patient.id]),
                            submitted=submitted, esketamine=esketamine is not None, values={}, errors={},
+                           days={s.treatment_id: monitoring.treatment_date(clinic, s.TreatmentSession) for s in submitted},
                            names=enrollment.names_of(session, [h.recorded_by_id for h in history]
                                                      + [s.submitted_by_id for s in submitted]))
     return [Panel("Spravato REMS", Markup(html), order=50)]
