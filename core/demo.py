@@ -234,23 +234,29 @@ def _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
     for k in range(done):
         day = today - timedelta(days=(done - k) * 4 + 1)
         start = _at(clinic, day, 9 + n % 7)
-        dose = 56 if modality == Modality.esketamine_nasal and k < 2 else 84 if modality == Modality.esketamine_nasal else round(weight * 0.5, 1)
+        spravato = modality == Modality.esketamine_nasal
+        # labelled doses (56 mg on day 1), 0.5 mg/kg by weight, a mid-range sublingual dose
+        dose = (56 if k < 2 else 84) if spravato else 200 if modality == Modality.sublingual else round(weight * 0.5, 1)
+        out = 140 if spravato else 100  # minutes from arrival: >= 120 after the first device, >= 30 after an infusion
         t = TreatmentSession(clinic_id=clinic.id, patient_id=patient.id, provider_id=provider.id, modality=modality,
                              status=SessionStatus.discharged, scheduled_at=start, checked_in_at=start,
                              started_at=start + timedelta(minutes=15), monitoring_at=start + timedelta(minutes=60),
-                             discharged_at=start + timedelta(minutes=140 if modality == Modality.esketamine_nasal else 100),
+                             discharged_at=start + timedelta(minutes=out), dosed_at=start + timedelta(minutes=15),
                              weight_kg=float(weight), dose_mg=float(dose), duration_minutes=40,
+                             lot_number=f"DEMO-LOT-{k + 1:03d}" if spravato else "", discharge_ready_by_id=providers[0].user_id,
+                             ready_minutes=95 if spravato else None,
                              escort_name=patient.escort_name, escort_phone=patient.escort_phone, escort_confirmed=True,
                              version=6)
         session.add(t)
         session.flush()
-        for phase, offset, bump in ((VitalPhase.baseline, 10, 0), (VitalPhase.post_dose, 55, 14), (VitalPhase.discharge, 95, 4)):
+        for phase, offset, bump in ((VitalPhase.baseline, 10, 0), (VitalPhase.post_dose, 55, 14), (VitalPhase.discharge, out - 5, 4)):
             session.add(VitalSign(clinic_id=clinic.id, treatment_id=t.id, phase=phase, systolic=118 + bump + rng.randrange(12),
                                   diastolic=76 + bump // 2 + rng.randrange(8), heart_rate=68 + rng.randrange(20), spo2=97 + rng.randrange(3),
                                   taken_at=start + timedelta(minutes=offset)))
         for effect in rng.sample(EFFECTS, rng.randrange(0, 3)):
             session.add(SideEffect(clinic_id=clinic.id, treatment_id=t.id, effect=effect,
-                                   severity=rng.choice(["mild", "mild", "moderate"]), recorded_at=start + timedelta(minutes=50)))
+                                   severity=rng.choice(["mild", "mild", "moderate"]), recorded_at=start + timedelta(minutes=50),
+                                   resolved=True))
     if n % 3 != 2:  # today's schedule
         status = [SessionStatus.scheduled, SessionStatus.checked_in, SessionStatus.scheduled][n % 3]
         start = _at(clinic, today, 8 + n % 9, 30 if n % 2 else 0)

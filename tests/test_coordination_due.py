@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlmodel import func, select
@@ -59,6 +60,7 @@ def test_discharge_completing_the_induction_makes_a_progress_letter_due(app, cli
     with new_session(app.extensions["glia"].engine) as s:  # dosing done: the session is being monitored
         t = s.get(TreatmentSession, today_session.id)
         t.status, t.started_at, t.monitoring_at, t.dose_mg = SessionStatus.monitoring, utcnow(), utcnow(), 35.0
+        t.dosed_at = utcnow() - timedelta(minutes=45)  # past the 30 minutes of recovery core requires
         t.version += 1
         with workflow.importing(s):
             s.add(t)

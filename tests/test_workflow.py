@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import types
+from datetime import timedelta
 
 from sqlmodel import func, select
 
 from core.db import new_session
 from core.hookspecs import hookimpl
 from core.models import (AuditEvent, Clinic, Patient, SessionStatus, SideEffect, TreatmentSession, VitalPhase,
-                         VitalSign)
+                         VitalSign, utcnow)
 from core.slots import Blocker
 from tests.support import login, post
 
@@ -45,6 +46,20 @@ def count(db, model, *where) -> int:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
+def effect_id(db, t: TreatmentSession) -> int:
+    with reader(db) as s:
+        return s.exec(select(SideEffect.id).where(SideEffect.treatment_id == t.id)).one()
+
+
+def dosed_long_ago(db, t: TreatmentSession) -> None:
+    """Move the dosing time back past the observation minimum (core.dosing has its own clock tests)."""
+    with new_session(db.get_bind()) as s:
+        row = s.get(TreatmentSession, t.id)
+        row.dosed_at = utcnow() - timedelta(hours=3)
+        s.add(row)
+        s.commit()
+
+
 def test_session_moves_forward_once_and_fires_treatment_completed(make_app, db):
     completed = []
     app = make_app(plugins=[plugin("recorder", treatment_completed=lambda treatment: completed.append(treatment.id))])
@@ -68,7 +83,7 @@ def test_session_moves_forward_once_and_fires_treatment_completed(make_app, db):
     assert fresh(db, t).status == S.in_progress
     assert count(db, VitalSign, VitalSign.treatment_id == t.id, VitalSign.phase == VitalPhase.post_dose) == 0
 
-    ok = post(app, client, f"{url}/monitor", {"version": t.version, "dose_mg": "44", "post_systolic": "142",
+    ok = post(app, client, f"{url}/monitor", {"version": t.version, "dose_mg": "44", "weight_kg": "80", "post_systolic": "142",
                                              "post_diastolic": "88", "effect_dissociation": "moderate",
                                              "status": "discharged", "clinic_id": "2"})
     assert ok.status_code == 302
@@ -82,8 +97,12 @@ def test_session_moves_forward_once_and_fires_treatment_completed(make_app, db):
     assert post(app, client, f"{url}/cancel", {"version": t.version}).status_code == 409
     assert completed == []
 
-    done = post(app, client, f"{url}/discharge", {"version": t.version, "discharge_systolic": "126",
-                                                 "discharge_diastolic": "80", "released_to_escort": "1"})
+    leaving = {"version": t.version, "discharge_systolic": "126", "discharge_diastolic": "80", "released_to_escort": "1",
+               f"resolved_{effect_id(db, t)}": "yes"}
+    too_soon = post(app, client, f"{url}/discharge", leaving)  # recovery after dosing has not passed yet
+    assert too_soon.status_code == 422 and "Discharge possible from" in too_soon.text
+    dosed_long_ago(db, t)
+    done = post(app, client, f"{url}/discharge", leaving)
     assert done.status_code == 302
     assert fresh(db, t).status == S.discharged
     assert completed == [t.id]

@@ -18,7 +18,7 @@ from core.auth import clinic_row_or_404, staff
 from core.db import get_session
 from core.forms import SEXES, Form, local_datetime
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
-                         OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, utcnow)
+                         OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
 from core.slots import Panel
 from core.validators import icd10_description, icd10_problem
 from core.web import after_commit
@@ -240,9 +240,12 @@ def chart_context(patient: Patient) -> dict:
     session_count = (db.exec(select(func.count()).select_from(TreatmentSession).where(*of_patient)).one()
                      if len(sessions) == SESSIONS_SHOWN else len(sessions))
     providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
+    signers = {i for t in sessions for i in (t.dose_override_by_id, t.discharge_ready_by_id) if i}
+    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all())  # one query, even when empty
     today = date.today()
     age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
     ctx = {"patient": patient, "sessions": sessions, "session_count": session_count, "providers": {p.id: p for p in providers}, "age": age,
+           "staff_names": staff_names,
            "provider_options": [(p.id, p.display_name) for p in providers if p.active],
            "modality_options": [(m.value, m.label) for m in Modality], "clinical": clinical, "open_form": "",
            "charting": current_user.role.value in CHARTING_ROLES, "errors": {}, "values": {}}

@@ -6,6 +6,9 @@ while any check (core's own, or a plugin's treatment_blockers) stands in the way
 """
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+from zoneinfo import ZoneInfo
+
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
@@ -13,15 +16,21 @@ from sqlmodel import select
 from core import audit, dosing, hooks, workflow
 from core.auth import staff
 from core.db import get_session
-from core.forms import SEVERITIES, SIDE_EFFECTS, Form, vitals
-from core.models import Patient, Provider, SessionStatus, SideEffect, TreatmentSession, VitalPhase, VitalSign, utcnow
+from core.formatting import local_time
+from core.forms import SEVERITIES, SIDE_EFFECTS, Form, local_datetime, vitals
+from core.models import (Modality, Patient, Provider, SessionStatus, SideEffect, TreatmentSession, User, VitalPhase,
+                         VitalSign, utcnow)
 from core.plugin_state import gates_off
 from core.views.patients import CHARTING_ROLES, is_clinical
 from core.slots import Panel
 from core.web import after_commit
 
 bp = Blueprint("sessions", __name__, url_prefix="/sessions")
+bp.record_once(lambda _state: dosing.defaults())  # unreadable dose limits stop startup: never dose without them
+bp.add_app_template_filter(dosing.dose_text, "dose_text")
+bp.add_app_template_filter(dosing.observed_minutes, "observed_minutes")
 S = SessionStatus
+ESKETAMINE = Modality.esketamine_nasal
 
 
 def _load(session_id: int, *, for_update: bool = False) -> tuple[TreatmentSession, Patient]:
@@ -44,6 +53,9 @@ def _context(t: TreatmentSession, patient: Patient) -> dict:
     effects = db.exec(select(SideEffect).where(SideEffect.clinic_id == g.clinic.id, SideEffect.treatment_id == t.id)
                       .order_by(SideEffect.recorded_at, SideEffect.id)).all()
     provider = db.exec(select(Provider).where(Provider.id == t.provider_id, Provider.clinic_id == g.clinic.id)).first()
+    limits = dosing.limits_for(db, g.clinic.id, t.modality)
+    signed_by = [i for i in (t.dose_override_by_id, t.discharge_ready_by_id) if i]
+    people = dict(db.exec(select(User.id, User.name).where(User.id.in_(signed_by))).all()) if signed_by else {}
     reasons = []
     if t.status in (S.scheduled, S.checked_in) and is_clinical(current_user):
         reasons = workflow.start_reasons(db, g.clinic, patient, t, vitals_url="#vitals")
@@ -53,6 +65,8 @@ def _context(t: TreatmentSession, patient: Patient) -> dict:
             "by_phase": {v.phase.value: v for v in vitals_rows}, "effects": effects, "reasons": reasons,
             "clinical": is_clinical(current_user), "charting": current_user.role.value in CHARTING_ROLES,
             "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S,
+            "limits": limits, "people": people, "clock": _clock(t, limits) if t.status == S.monitoring else None,
+            "first_of_course": t.status == S.in_progress and dosing.first_of_course(db, t),
             "panels": hooks.ordered(panels), "plugin_errors": plugin_errors, "gates_off": gates_off(db, g.clinic)}
 
 
@@ -112,7 +126,7 @@ def check_in(session_id: int):
 @bp.post("/<int:session_id>/vitals")
 @staff()
 def record_baseline(session_id: int):
-    """Baseline vitals after check-in, if they were not taken at the desk."""
+    """Baseline vitals after check-in: the first reading, or a re-check (the gate reads the latest)."""
     t, patient = _load(session_id, for_update=True)
     form = Form(request.form)
     values = vitals(form, "baseline")
@@ -129,7 +143,7 @@ def record_baseline(session_id: int):
     get_session().add(t)
     audit.record("session.vitals", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
                  detail="baseline")
-    flash("Baseline vitals recorded.")
+    flash("Baseline vitals recorded. The latest reading is the one the pre-treatment checks use.")
     return redirect(url_for("sessions.detail", session_id=t.id))
 
 
@@ -152,12 +166,20 @@ def start(session_id: int):
 @bp.post("/<int:session_id>/monitor")
 @staff(*CHARTING_ROLES)
 def monitor(session_id: int):
-    """Dosing done: dose and weight, vitals about 40 minutes after dosing, side effects with severity."""
+    """Dosing done: the dose checked against the clinic's limits, when dosing began (the
+    observation clock starts there), vitals about 40 minutes after dosing, side effects."""
     t, patient = _load(session_id, for_update=True)
+    db = get_session()
     form = Form(request.form)
+    limits = dosing.limits_for(db, g.clinic.id, t.modality)
     dose = form.number("dose_mg", "Dose (mg)", 0.1, 1000, integer=False)
     weight = form.number("weight_kg", "Weight (kg)", 20, 400, integer=False, required=False)
+    if weight is None and "weight_kg" not in form.errors:
+        weight = t.weight_kg
     duration = form.number("duration_minutes", "Dosing duration (minutes)", 1, 600, required=False)
+    dosed_at = _dosed_at(form, t)
+    lot = form.text("lot_number", "Kit lot number", required=t.modality == ESKETAMINE, max_len=40)
+    reason = form.text("override_reason", "Override reason", max_len=1000)
     post_dose = vitals(form, "post")
     effects = []
     for key in SIDE_EFFECTS:
@@ -167,41 +189,107 @@ def monitor(session_id: int):
         elif severity:
             form.errors[f"effect_{key}"] = "Choose mild, moderate or severe."
     form.values.update({f"effect_{k}": s for k, s in effects})
+    review = None
+    if "weight_kg" not in form.errors:
+        review = dosing.check_dose(limits, dose, weight, first_of_course=dosing.first_of_course(db, t))
+        form.errors.update(review.refusals)
+        if review.needs_override and not review.refusals and not reason:
+            form.errors["override_reason"] = ("This dose needs a clinician's written override: "
+                                              + " ".join(review.overrides) + " Give the reason, or correct the dose.")
     try:
         workflow.require(t, S.monitoring, request.form.get("version"))
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
     if not form.ok:
-        return _render(t, patient, status=422, errors=form.errors, values=form.values)
-    workflow.move(get_session(), t, S.monitoring, request.form.get("version"), dose_mg=dose,
-                  weight_kg=weight if weight is not None else t.weight_kg, duration_minutes=duration)
+        return _render(t, patient, status=422, errors=form.errors, values=form.values, review=review)
+    override = review.needs_override
+    workflow.move(db, t, S.monitoring, request.form.get("version"), dose_mg=dose, weight_kg=weight,
+                  duration_minutes=duration, dosed_at=dosed_at, lot_number=lot,
+                  dose_override_reason=reason if override else "",
+                  dose_override_by_id=current_user.id if override else None)
     _add_vitals(t, VitalPhase.post_dose, post_dose)
-    db = get_session()
     for key, severity in effects:
         db.add(SideEffect(clinic_id=g.clinic.id, treatment_id=t.id, effect=key, severity=severity, recorded_at=utcnow()))
     audit.record("session.monitor", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
-                 detail=f"{len(effects)} side effect(s)")
-    flash("Monitoring. Discharge when recovery is complete and the escort is here.")
+                 detail=f"{len(effects)} side effect(s){'; dose override' if override else ''}")
+    clock = _clock(t, limits)
+    flash(f"Monitoring. Discharge possible from {local_time(clock['at'])}, when the patient is stable and the escort is here.")
     return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+def _dosed_at(form: Form, t: TreatmentSession):
+    """When dosing began: now, or a time earlier today (clinic time) but not before the start."""
+    now = utcnow()
+    if not form.data.get("dosed_time", "").strip():
+        form.values["dosed_time"] = ""
+        return now
+    at = form.time("dosed_time", "Dosing began")
+    if at is None:
+        return None
+    zone = ZoneInfo(g.clinic.timezone)
+    when = local_datetime(now.astimezone(zone).date(), at, g.clinic.timezone).astimezone(timezone.utc)
+    if when > now + timedelta(minutes=1):
+        form.errors["dosed_time"] = "Dosing began: that time is still to come today. Enter when dosing began."
+    elif t.started_at and when < t.started_at.replace(second=0, microsecond=0):
+        form.errors["dosed_time"] = (f"Dosing began: that is before the session started "
+                                     f"({local_time(t.started_at)}).")
+    return when
+
+
+def _clock(t: TreatmentSession, limits: dosing.Limits) -> dict:
+    """When this session may be discharged, and why: the modality's observation after dosing."""
+    at = dosing.discharge_possible_at(t, limits)
+    wait = (at - utcnow()).total_seconds() if at else None
+    after = "after the infusion ends" if limits.observe_from_end and t.duration_minutes else "after dosing"
+    rule = (f"{t.modality.label} needs at least {limits.min_observation_minutes} minutes of observation {after}"
+            + (" (label minimum; no override)." if limits.label_locked else "."))
+    return {"at": at, "ready": at is not None and wait <= 0, "wait": dosing.wait_text(wait) if wait else "", "rule": rule,
+            "minutes": limits.min_observation_minutes}
 
 
 @bp.post("/<int:session_id>/discharge")
 @staff(*CHARTING_ROLES)
 def discharge(session_id: int):
+    """Discharge once the observation minimum has passed: the clinician signing this form is the
+    one who judged the patient stable and ready to leave; each side effect gets its resolution."""
     t, patient = _load(session_id, for_update=True)
+    db = get_session()
     form = Form(request.form)
     values = vitals(form, "discharge")
     if not form.checked("released_to_escort"):
         form.errors["released_to_escort"] = "Confirm the patient leaves with their escort (no driving until tomorrow)."
     notes = form.text("notes", "Notes", max_len=4000)
+    effects = db.exec(select(SideEffect).where(SideEffect.clinic_id == g.clinic.id, SideEffect.treatment_id == t.id)).all()
+    resolved = {}
+    for e in effects:
+        answer = form.choice(f"resolved_{e.id}", "answer", ("yes", "no"))
+        if answer is None:
+            form.errors[f"resolved_{e.id}"] = "Say whether this side effect has resolved."
+        resolved[e.id] = answer == "yes"
+    ready = None
+    if t.modality == ESKETAMINE:
+        ready = form.number("ready_minutes", "Ready to leave after", 0, 600)
     try:
         workflow.require(t, S.discharged, request.form.get("version"))
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
-    if not form.ok:
-        return _render(t, patient, status=422, errors=form.errors, values=form.values)
-    workflow.move(get_session(), t, S.discharged, request.form.get("version"),
-                  notes=notes or t.notes, escort_confirmed=True)
+    clock = _clock(t, dosing.limits_for(db, g.clinic.id, t.modality))
+    too_early = None
+    if clock["at"] is None:
+        too_early = "The dosing time is not recorded, so the observation period cannot be checked. Nothing was saved."
+    elif not clock["ready"]:
+        too_early = (f"Discharge possible from {local_time(clock['at'])} (in {clock['wait']}): {clock['rule']} "
+                     "Nothing was saved.")
+    elif ready is not None and ready > (utcnow() - dosing.clock_start(t)).total_seconds() // 60:
+        form.errors["ready_minutes"] = ("Ready to leave after: more minutes than have passed since the first device "
+                                        "(the patient is leaving now).")
+    if too_early or not form.ok:
+        return _render(t, patient, status=422, errors=form.errors, values=form.values, too_early=too_early)
+    for e in effects:
+        e.resolved = resolved[e.id]
+        db.add(e)
+    workflow.move(db, t, S.discharged, request.form.get("version"), notes=notes or t.notes, escort_confirmed=True,
+                  discharge_ready_by_id=current_user.id, ready_minutes=ready)
     _add_vitals(t, VitalPhase.discharge, values)
     audit.record("session.discharge", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
     after_commit("treatment_completed", clinic=g.clinic, treatment=t)

@@ -26,6 +26,7 @@ def _session_in_monitoring(app) -> int:
     start = utcnow() - timedelta(minutes=90)
     t.status, t.checked_in_at, t.started_at, t.monitoring_at = SessionStatus.monitoring, start, start, start + timedelta(minutes=45)
     t.dose_mg, t.duration_minutes, t.escort_confirmed, t.version = 35.0, 45, True, t.version + 1
+    t.dosed_at = start  # the infusion ended 45 minutes ago: past core's 30 minutes of recovery
     s.add(t)
     s.commit()
     s.close()

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from playwright.sync_api import expect
 from sqlmodel import select
 
 from core.db import new_session
-from core.models import OutcomeScore, Patient, SessionStatus, TreatmentSession
+from core.models import OutcomeScore, Patient, SessionStatus, TreatmentSession, utcnow
 from tests.browser.conftest import screenshot
 
 
@@ -31,7 +32,7 @@ def test_front_desk_checks_a_patient_in(page, live_server, sign_in, db):
     expect(page.locator("#medications")).to_have_count(0)
 
 
-def test_clinician_runs_a_session_from_vitals_to_discharge(page, live_server, sign_in):
+def test_clinician_runs_a_session_from_vitals_to_discharge(page, live_server, sign_in, app):
     sign_in(page, "clinician")
     screenshot(page, "dashboard")
     checked_in = page.get_by_role("region", name="Checked in").locator("a.session-link")
@@ -39,7 +40,7 @@ def test_clinician_runs_a_session_from_vitals_to_discharge(page, live_server, si
     ready, saw_refusal = None, False
     for url in urls:  # the demo has both: sessions a plugin blocks, and sessions ready to start
         page.goto(live_server + url)
-        if page.locator("#vitals").count():
+        if page.get_by_role("button", name="Record baseline vitals").count():  # else a re-check is offered
             page.fill("input[name=baseline_systolic]", "126")
             page.fill("input[name=baseline_diastolic]", "82")
             page.get_by_role("button", name="Record baseline vitals").click()
@@ -55,7 +56,9 @@ def test_clinician_runs_a_session_from_vitals_to_discharge(page, live_server, si
     assert ready, "no checked-in demo session is ready to start"
     page.get_by_role("button", name="Start session").click()
     expect(page.locator(".stepper [aria-current=step]")).to_have_text("Dosing")
-    page.fill("input[name=dose_mg]", "35")
+    # a dose in the usual range: IV/IM ketamine by weight (0.5 mg/kg), sublingual in mg
+    page.fill("input[name=dose_mg]", "200" if "Sublingual" in page.locator("h1").inner_text() else "35")
+    page.fill("input[name=weight_kg]", "70")
     page.fill("input[name=post_systolic]", "142")
     page.fill("input[name=post_diastolic]", "88")
     page.fill("input[name=post_heart_rate]", "84")
@@ -64,14 +67,27 @@ def test_clinician_runs_a_session_from_vitals_to_discharge(page, live_server, si
     screenshot(page, "session-monitor")
     page.get_by_role("button", name="Save and move to monitoring").click()
     expect(page.locator(".stepper [aria-current=step]")).to_have_text("Monitoring")
+    expect(page.locator(".discharge-clock")).to_contain_text("Discharge possible from")
+    _dosed_long_ago(app, int(page.url.rstrip("/").rsplit("/", 1)[1]))  # recovery has its own journey
+    page.reload()
     page.fill("input[name=discharge_systolic]", "128")
     page.fill("input[name=discharge_diastolic]", "80")
     page.get_by_label(re.compile("Released to the escort")).check()
+    for resolved in page.locator("#discharge input[type=radio][value=yes]").all():
+        resolved.check()
     page.get_by_role("button", name="Discharge").click()
     expect(page.locator(".flash")).to_contain_text("Discharged")
     expect(page.locator("#vitals-list tbody tr")).to_have_count(3)
     expect(page.locator("#vitals-list")).to_contain_text("Dissociation")
     screenshot(page, "session-discharged")
+
+
+def _dosed_long_ago(app, treatment_id: int) -> None:
+    with new_session(app.extensions["glia"].engine) as s:
+        t = s.get(TreatmentSession, treatment_id)
+        t.dosed_at = utcnow() - timedelta(hours=2)
+        s.add(t)
+        s.commit()
 
 
 def test_clinician_reviews_an_item9_alert(page, live_server, sign_in, db):
