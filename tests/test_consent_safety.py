@@ -42,13 +42,22 @@ def _reasons(app, db, tid: int) -> list[str]:
         return [r.reason for r in workflow.start_reasons(db, db.get(Clinic, t.clinic_id), db.get(Patient, t.patient_id), t)]
 
 
+def _blocker_links(app, db, t) -> list[tuple[str, str]]:
+    """The consent plugin's blockers for this session: (reason, link)."""
+    fresh(db)
+    t = db.get(TreatmentSession, t.id)
+    with app.test_request_context():
+        found = gate.blockers_for(db, _clinic(db), [t])[t.id]
+    return [(b.reason, b.link) for b in found]
+
+
 def _client(app, who: str):
     client = app.test_client()
     login(app, client, who)
     return client
 
 
-def _ready(app, db) -> TreatmentSession:
+def ready_session(app, db) -> TreatmentSession:
     """A checked-in ketamine session (escort confirmed, baseline vitals taken) that may start now.
 
     Every story starts from here; consents the demo left unsigned are signed on the tablet first."""
@@ -76,13 +85,13 @@ def _ready(app, db) -> TreatmentSession:
     return t
 
 
-def _answers(yes: set[str] = frozenset(), **extra) -> dict:
+def screening_answers(yes: set[str] = frozenset(), **extra) -> dict:
     items = service.default_contraindications()
     return {**{f"item_{i['code']}": "yes" if i["code"] in yes else "no" for i in items}, **extra}
 
 
 def _screen(app, client, url: str, yes: set[str] = frozenset(), **extra):
-    resp = post(app, client, url, _answers(yes, **extra))
+    resp = post(app, client, url, screening_answers(yes, **extra))
     assert resp.status_code == 302, resp.text
     return resp
 
@@ -107,21 +116,21 @@ def _review_form(client, patient_id: int, code: str = ANEURYSM) -> dict:
             for name in ("yes_screening_id", "no_screening_id")}
 
 
-def _aneurysm_then_no(app, db, *, by: str = "frontdesk", channel: str = "tablet"):
-    """A clinician records an aneurysm; later someone else answers "no" to it."""
-    t = _ready(app, db)
+def _aneurysm_then_no(app, db, *, by: str = "frontdesk", answered_by: str = "patient"):
+    """A clinician records an aneurysm; later ``by`` takes a new screening (on the tablet) answering "no"."""
+    t = ready_session(app, db)
     clinician = _client(app, "clinician")
     _screen(app, clinician, f"/consent/patients/{t.patient_id}/screening", {ANEURYSM}, answered_by="staff")
     assert any(r.startswith(f"Absolute contraindication: {ANEURYSM_LABEL}") for r in _reasons(app, db, t.id))
     other = _client(app, by)
-    _screen(app, other, f"/consent/patients/{t.patient_id}/screening", answered_by="staff" if channel == "staff" else "patient")
+    _screen(app, other, f"/consent/patients/{t.patient_id}/screening", answered_by=answered_by)
     return t, clinician
 
 
 # -- 1. a "no" after a "yes" clears nothing until a clinician reviews it ----------------------------
 
 def test_a_front_desk_rescreen_cannot_clear_an_aneurysm_and_the_start_is_refused(app, db):
-    t, clinician = _aneurysm_then_no(app, db, by="frontdesk", channel="staff")
+    t, clinician = _aneurysm_then_no(app, db, answered_by="staff")
     (reason,) = [r for r in _reasons(app, db, t.id) if ANEURYSM_LABEL in r]
     assert "answered yes on" in reason and "then no by front desk on" in reason
     assert reason.endswith("a clinician must review the change")
@@ -133,7 +142,7 @@ def test_a_front_desk_rescreen_cannot_clear_an_aneurysm_and_the_start_is_refused
 
 
 def test_the_patient_on_the_tablet_cannot_clear_it_either(app, db):
-    t, clinician = _aneurysm_then_no(app, db, by="frontdesk", channel="tablet")
+    t, clinician = _aneurysm_then_no(app, db, answered_by="patient")
     (reason,) = [r for r in _reasons(app, db, t.id) if ANEURYSM_LABEL in r]
     assert "then no by the patient on the tablet" in reason
     assert _start(app, clinician, db, t.id).status_code == 409
@@ -213,7 +222,7 @@ def test_only_a_clinician_can_confirm_a_change(app, db, who):
     ("too short", "1", "at least 10 characters"),
     ("x" * 2001, "1", "at most 2000 characters"),
     ("Checked the CT report\x00 with the patient", "1", "control characters"),
-    (REASON, "", "Confirm that you reviewed"),
+    (REASON, "", "confirm that you reviewed the change"),
 ])
 def test_a_review_needs_a_real_reason_and_a_signature_and_bad_input_writes_nothing(app, db, reason, attest, message):
     t, clinician = _aneurysm_then_no(app, db)
@@ -264,14 +273,6 @@ def test_clearances_are_immutable_in_the_orm_and_the_database(app, db):
 
 # -- relative items: the acknowledgement covers one answer -----------------------------------------
 
-def _blocker_links(app, db, t) -> list[tuple[str, str]]:
-    fresh(db)
-    t = db.get(TreatmentSession, t.id)
-    with app.test_request_context():
-        found = gate.blockers_for(db, _clinic(db), [t])[t.id]
-    return [(b.reason, b.link) for b in found]
-
-
 def _acknowledge(app, client, link: str):
     resp = post(app, client, link, {"rationale": "Single episode in 2009, stable since; psychiatrist agrees.",
                                     "attest": "1"})
@@ -279,7 +280,7 @@ def _acknowledge(app, client, link: str):
 
 
 def test_a_relative_item_answered_yes_again_needs_a_new_acknowledgement(app, db):
-    t = _ready(app, db)
+    t = ready_session(app, db)
     clinician = _client(app, "clinician")
     url = f"/consent/patients/{t.patient_id}/screening"
     _screen(app, clinician, url, {PSYCHOSIS}, answered_by="staff")
@@ -298,7 +299,7 @@ def test_a_relative_item_answered_yes_again_needs_a_new_acknowledgement(app, db)
 
 
 def test_a_relative_yes_changed_to_no_needs_review_or_acknowledgement_but_an_acknowledged_one_stays_fine(app, db):
-    t = _ready(app, db)
+    t = ready_session(app, db)
     clinician = _client(app, "clinician")
     url = f"/consent/patients/{t.patient_id}/screening"
     _screen(app, clinician, url, {PSYCHOSIS}, answered_by="staff")
@@ -335,7 +336,7 @@ def _acknowledge_bp(app, client, t, **extra):
 
 
 def test_a_second_higher_reading_blocks_again_and_a_lower_one_does_not(app, db):
-    t = _ready(app, db)
+    t = ready_session(app, db)
     clinician = _client(app, "clinician")
     first = _reading(db, t, 165, 101, 1)
     (reason,) = _reasons(app, db, t.id)
@@ -365,7 +366,7 @@ def test_a_second_higher_reading_blocks_again_and_a_lower_one_does_not(app, db):
 
 
 def test_a_bp_form_opened_before_a_newer_reading_saves_nothing(app, db):
-    t = _ready(app, db)
+    t = ready_session(app, db)
     clinician = _client(app, "clinician")
     _reading(db, t, 170, 100, 1)
     url = f"/consent/sessions/{t.id}/blood-pressure"
@@ -393,7 +394,13 @@ EVERY_INFORMED = {"required_iv_ketamine_informed_ketamine": "1", "required_im_ke
 def test_consent_settings_refuse_a_modality_without_informed_consent(app, db):
     manager = _client(app, "manager")
     clinic = _clinic(db)
-    before = (db.get(PluginState, (clinic.id, "consent")).settings or {}) if db.get(PluginState, (clinic.id, "consent")) else {}
+
+    def saved() -> dict:
+        fresh(db)
+        state = db.get(PluginState, (clinic.id, "consent"))
+        return dict(state.settings or {}) if state else {}
+
+    before = saved()
     audits = _count(db, AuditEvent, action="plugin.settings_changed")
     missing = {k: v for k, v in EVERY_INFORMED.items() if "esketamine" not in k}
     # the ketamine consent does not inform about Spravato: ticking it there does not count
@@ -404,9 +411,7 @@ def test_consent_settings_refuse_a_modality_without_informed_consent(app, db):
     assert "Informed consent: esketamine nasal spray" in resp.text
     nothing = post(app, manager, "/consent/settings", SETTINGS)
     assert nothing.status_code == 422 and nothing.text.count("must require an informed consent") == 4
-    fresh(db)
-    state = db.get(PluginState, (clinic.id, "consent"))
-    assert ((state.settings or {}) if state else {}) == before
+    assert saved() == before
     assert _count(db, AuditEvent, action="plugin.settings_changed") == audits
     for key, value in (("validity_days", "²"), ("validity_days", "NaN"), ("bp_systolic_max", "١٥٠"),
                        ("bp_diastolic_max", "1e2"), ("screening_validity_days", "９９")):
@@ -425,8 +430,8 @@ def test_the_history_is_on_the_chart_the_consent_page_and_the_session_page(app, 
     for page in (chart, consent, session):
         assert page.status_code == 200
         assert ANEURYSM_LABEL in page.text and "Changed to no: a clinician must review" in page.text
-        assert "recorded by Dr. Cleo Clinician (demo), clinician" in page.text
-        assert "The patient, on the tablet (recorded by Fran Frontdesk (demo), front desk)" in page.text
+        assert "Staff, from the patient&#39;s answers; recorded by Dr. Cleo Clinician (demo), clinician" in page.text
+        assert "The patient, on the tablet; recorded by Fran Frontdesk (demo), front desk" in page.text
         assert "not yet reviewed: the yes stays in force" in page.text
     assert "Screening history" in session.text and "Review the change" in session.text
     assert "then no by the patient on the tablet" in session.text  # the blocker itself
@@ -464,7 +469,7 @@ def _raw_screening(db, t, answers, digest=None) -> None:
     ([{"code": ANEURYSM, "label": "x", "severity": "absolute", "modalities": ["iv_ketamine"], "yes": False}], True),
 ])
 def test_a_history_that_cannot_be_read_blocks_and_every_page_still_renders(app, db, answers, forged):
-    t = _ready(app, db)
+    t = ready_session(app, db)
     _raw_screening(db, t, answers, digest="0" * 64 if forged else None)
     (reason,) = _reasons(app, db, t.id)
     assert reason.startswith("Contraindication screening history could not be read")

@@ -81,7 +81,7 @@ class Answer:
             return "The patient, in the portal"
         who = "The patient, on the tablet" if self.answered_by == "patient" else "Staff, from the patient's answers"
         if self.user_name:
-            who += f" (recorded by {self.user_name}, {ROLE_NAMES.get(self.user_role, 'staff')})"
+            who += f"; recorded by {self.user_name}, {ROLE_NAMES.get(self.user_role, 'staff')}"
         return who
 
 

@@ -68,8 +68,9 @@ def _ack_form(p: Patient, *, title: str, label: str, context: str, action: str, 
     if not form.ok:
         return page(422, form.errors, {"rationale": rationale})
     ack = on_save(rationale)
+    # the kind only: which contraindication a patient has is clinical detail, kept out of the audit log
     audit.record("consent.acknowledged", object_type="acknowledgement", object_id=ack.id, patient_id=p.id,
-                 detail=ack.item_code)
+                 detail="blood pressure" if ack.item_code == service.BP_CODE else "screening item")
     after_commit("document_issued", clinic=g.clinic, document=ack)
     flash("Acknowledgement signed.")
     return redirect(back)
@@ -185,7 +186,7 @@ def review(patient_id: int, code: str):
     form = Form(request.form)
     reason = _statement(form, "reason", "the reason the earlier answer no longer applies", min_len=10)
     if not form.checked("attest"):
-        form.errors["attest"] = "Confirm that you reviewed the change with the patient and its records."
+        form.errors["attest"] = "Tick the box to confirm that you reviewed the change, and sign."
     if not form.ok:
         return page(422, form.errors, {"reason": reason})
     db = get_session()
