@@ -17,6 +17,7 @@ from core.auth import hash_password
 from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instrument, Medication,
                          Membership, Modality, OutcomeScore, OutsideClinician, Patient, Provider, Role,
                          SessionStatus, SideEffect, TreatmentSession, User, VitalPhase, VitalSign, utcnow)
+from core.rems.models import RemsEnrollment
 from core.validators import icd10_description, npi_with_check_digit
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -25,11 +26,11 @@ CLINICS = [
     dict(slug="stillwater", name="Stillwater Ketamine Clinic (demo)", address_line1="100 Example Way, Suite 2",
          city="Springfield", state="OR", postal_code="97477", phone="541-555-0100", fax="541-555-0101",
          timezone="America/Los_Angeles", ein="00-0000001", npi=npi_with_check_digit("200000001"),
-         place_of_service="11"),
+         place_of_service="11", rems_setting_id="DEMO-SETTING-0001"),
     dict(slug="harbor", name="Harbor Esketamine Center (demo)", address_line1="42 Sample Street",
          city="Fairview", state="MA", postal_code="02101", phone="617-555-0140", fax="617-555-0141",
          timezone="America/New_York", ein="00-0000002", npi=npi_with_check_digit("200000002"),
-         place_of_service="11"),
+         place_of_service="11", rems_setting_id="DEMO-SETTING-0002"),
 ]
 
 FIRST = ["Avery", "Jordan", "Riley", "Casey", "Morgan", "Quinn", "Rowan", "Sage", "Emerson", "Harper",
@@ -173,6 +174,10 @@ def _seed_clinic(session, clinic, index, rng, users, pw):
         modality = Modality.sublingual if n % 11 == 10 else (Modality.im_ketamine if n % 9 == 8 else modality_main)
         with workflow.importing(session):  # past sessions are history, written as such (and audited)
             _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
+        if modality == Modality.esketamine_nasal:  # enrolled in the Spravato REMS before the first dose
+            session.add(RemsEnrollment(clinic_id=clinic.id, patient_id=patient.id, enrollment_id=f"DEMO-PT-{patient.id:05d}",
+                                       enrolled_on=today - timedelta(days=60), recorded_by_id=users[clinician_local].id,
+                                       recorded_at=utcnow()))
 
 
 def _seed_chart(session, clinic, patient, n, rng, outside, today):
