@@ -223,9 +223,9 @@ def observed_minutes(t: TreatmentSession) -> int | None:
 
 
 def wait_text(seconds: float) -> str:
-    """A wait as people say it: "1 h 58 min", "12 min", "less than a minute"."""
+    """A wait as people say it: "1 h 58 min", "2 h", "12 min", "less than a minute"."""
     minutes = math.ceil(max(0, seconds) / 60)
     if minutes < 1:
         return "less than a minute"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return " ".join(part for part in (f"{hours} h" if hours else "", f"{minutes} min" if minutes else "") if part)

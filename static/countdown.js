@@ -7,7 +7,7 @@
     if (minutes < 1) return "less than a minute";
     var hours = Math.floor(minutes / 60);
     minutes = minutes % 60;
-    return hours ? hours + " h " + minutes + " min" : minutes + " min";
+    return [hours ? hours + " h" : "", minutes ? minutes + " min" : ""].join(" ").trim();
   }
   function tick() {
     document.querySelectorAll("[data-discharge-at] .countdown").forEach(function (el) {
