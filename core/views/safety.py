@@ -62,12 +62,12 @@ def _read(form: Form, base: dosing.Limits) -> dict | None:
 
 
 def _loosened(new: dict, current: dosing.Limits, label: dosing.Limits) -> list[str]:
-    """The changed values that go beyond the label default, each as "field old→new (default d)"."""
+    """The changed values that go beyond the default, each as "field old→new (default d)"."""
     beyond = {"usual_min": new["usual_min"] < label.usual_min, "usual_max": new["usual_max"] > label.usual_max,
               "ceiling": new["ceiling"] > label.ceiling,
               "min_observation_minutes": new["min_observation_minutes"] < label.min_observation_minutes,
               "allowed_doses": not set(new["allowed_doses"]) <= set(label.allowed_doses)}
-    return [f"{name} {getattr(current, name):g}→{new[name]:g} (label {getattr(label, name):g})"
+    return [f"{name} {getattr(current, name):g}→{new[name]:g} (default {getattr(label, name):g})"
             for name, past in beyond.items() if past and name != "allowed_doses" and new[name] != getattr(current, name)]
 
 

@@ -66,7 +66,7 @@ def _context(t: TreatmentSession, patient: Patient) -> dict:
             "clinical": is_clinical(current_user), "charting": current_user.role.value in CHARTING_ROLES,
             "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S,
             "limits": limits, "people": people, "clock": _clock(t, limits) if t.status == S.monitoring else None,
-            "first_of_course": t.status == S.in_progress and dosing.first_of_course(db, t),
+            "first_of_course": t.status == S.in_progress and bool(limits.first_dose) and dosing.first_of_course(db, t),
             "panels": hooks.ordered(panels), "plugin_errors": plugin_errors, "gates_off": gates_off(db, g.clinic)}
 
 
@@ -191,7 +191,8 @@ def monitor(session_id: int):
     form.values.update({f"effect_{k}": s for k, s in effects})
     review = None
     if "weight_kg" not in form.errors:
-        review = dosing.check_dose(limits, dose, weight, first_of_course=dosing.first_of_course(db, t))
+        first = bool(limits.first_dose) and dosing.first_of_course(db, t)
+        review = dosing.check_dose(limits, dose, weight, first_of_course=first)
         form.errors.update(review.refusals)
         if review.needs_override and not review.refusals and not reason:
             form.errors["override_reason"] = ("This dose needs a clinician's written override: "
