@@ -17,7 +17,7 @@ from core.models import (AuditEvent, Clinic, ImmutableRecordError, Modality, Pat
                          TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from core.slots import Blocker, LetterSection, Panel, PortalItem
 from plugins.consent import service
-from plugins.consent.models import Acknowledgement, ConsentTemplate, Screening, SignedConsent
+from plugins.consent.models import Acknowledgement, ConsentTemplate, ContraindicationItem, Screening, SignedConsent
 from tests.conftest import BUILTIN
 from tests.support import login, post
 
@@ -354,8 +354,10 @@ def test_screening_and_blood_pressure_gate_the_session_start(app, client, db):
     fresh(db)
     assert absolute.reason.startswith("Absolute contraindication")
     screening = db.exec(select(Screening).where(Screening.patient_id == patient.id).order_by(Screening.id.desc())).first()
-    refused = post(app, client, f"/consent/patients/{patient.id}/screenings/{screening.id}/acknowledge/"
-                                "intracerebral_hemorrhage", {"rationale": "x" * 30, "attest": "1"})
+    item = db.exec(select(ContraindicationItem).where(ContraindicationItem.clinic_id == clinic.id,
+                                                      ContraindicationItem.code == "intracerebral_hemorrhage")).one()
+    refused = post(app, client, f"/consent/patients/{patient.id}/screenings/{screening.id}/acknowledge/{item.id}",
+                   {"rationale": "x" * 30, "attest": "1"})
     assert refused.status_code == 409
     if "sessions.start" in app.view_functions:
         fresh(db)

@@ -14,7 +14,7 @@ from core import workflow
 from core.models import (AuditEvent, Clinic, ImmutableRecordError, Modality, Patient, PluginState, SessionStatus,
                          TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from plugins.consent import gate, service
-from plugins.consent.models import Acknowledgement, ItemClearance, Screening
+from plugins.consent.models import Acknowledgement, ContraindicationItem, ItemClearance, Screening
 from plugins.consent.screening import screening_digest
 from tests.support import login, post
 
@@ -109,8 +109,16 @@ def _count(db, model, **where) -> int:
     return len(db.exec(q).all())
 
 
-def _review_form(client, patient_id: int, code: str = ANEURYSM) -> dict:
-    page = client.get(f"/consent/patients/{patient_id}/items/{code}/review")
+def _review_url(db, patient_id: int, code: str = ANEURYSM) -> str:
+    """The review page of one item: named by the question's row id, never by its code."""
+    fresh(db)
+    item = db.exec(select(ContraindicationItem).where(ContraindicationItem.code == code,
+                                                      ContraindicationItem.clinic_id == _clinic(db).id)).one()
+    return f"/consent/patients/{patient_id}/items/{item.id}/review"
+
+
+def _review_form(client, db, patient_id: int) -> dict:
+    page = client.get(_review_url(db, patient_id))
     assert page.status_code == 200
     return {name: re.search(rf'name="{name}" value="(\d+)"', page.text).group(1)
             for name in ("yes_screening_id", "no_screening_id")}
@@ -167,11 +175,11 @@ def test_the_patient_in_the_portal_cannot_clear_it(app, db):
 def test_a_clinician_reviews_the_change_with_a_reason_and_then_the_session_starts(app, db):
     t, clinician = _aneurysm_then_no(app, db)
     blocker = next(r for r in _blocker_links(app, db, t) if ANEURYSM_LABEL in r[0])
-    assert f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review" in blocker[1]
+    assert _review_url(db, t.patient_id) in blocker[1]
     page = clinician.get(blocker[1])
     assert page.status_code == 200 and "Confirm the change and sign" in page.text
     assert "Fran Frontdesk" in page.text and "Dr. Cleo Clinician" in page.text  # who answered what
-    resp = post(app, clinician, blocker[1], {**_review_form(clinician, t.patient_id), "reason": REASON, "attest": "1"})
+    resp = post(app, clinician, blocker[1], {**_review_form(clinician, db, t.patient_id), "reason": REASON, "attest": "1"})
     assert resp.status_code == 302 and resp.location.endswith(f"/sessions/{t.id}")
     fresh(db)
     (clearance,) = db.exec(select(ItemClearance).where(ItemClearance.patient_id == t.patient_id)).all()
@@ -189,8 +197,8 @@ def test_a_clinician_reviews_the_change_with_a_reason_and_then_the_session_start
 
 def test_a_new_yes_after_a_clearance_blocks_again(app, db):
     t, clinician = _aneurysm_then_no(app, db)
-    url = f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review"
-    post(app, clinician, url, {**_review_form(clinician, t.patient_id), "reason": REASON, "attest": "1"})
+    url = _review_url(db, t.patient_id)
+    post(app, clinician, url, {**_review_form(clinician, db, t.patient_id), "reason": REASON, "attest": "1"})
     assert _reasons(app, db, t.id) == []
     _screen(app, _client(app, "frontdesk"), f"/consent/patients/{t.patient_id}/screening", {ANEURYSM})
     assert any(r.startswith(f"Absolute contraindication: {ANEURYSM_LABEL}") for r in _reasons(app, db, t.id))
@@ -199,11 +207,11 @@ def test_a_new_yes_after_a_clearance_blocks_again(app, db):
 @pytest.mark.parametrize("who", ["frontdesk", "manager", "admin"])
 def test_only_a_clinician_can_confirm_a_change(app, db, who):
     t, clinician = _aneurysm_then_no(app, db)
-    ids = _review_form(clinician, t.patient_id)
+    ids = _review_form(clinician, db, t.patient_id)
     other = _client(app, who)
     if who == "admin":  # the demo administrator serves both clinics: work in this one
         assert post(app, other, "/switch-clinic", {"clinic_id": str(t.clinic_id)}).status_code == 302
-    url = f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review"
+    url = _review_url(db, t.patient_id)
     page = other.get(url)
     assert page.status_code == 403 and "A clinician must review this change" in page.text
     assert ANEURYSM_LABEL not in page.text
@@ -226,8 +234,8 @@ def test_only_a_clinician_can_confirm_a_change(app, db, who):
 ])
 def test_a_review_needs_a_real_reason_and_a_signature_and_bad_input_writes_nothing(app, db, reason, attest, message):
     t, clinician = _aneurysm_then_no(app, db)
-    url = f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review"
-    resp = post(app, clinician, url, {**_review_form(clinician, t.patient_id), "reason": reason, "attest": attest})
+    url = _review_url(db, t.patient_id)
+    resp = post(app, clinician, url, {**_review_form(clinician, db, t.patient_id), "reason": reason, "attest": attest})
     assert resp.status_code == 422 and message in resp.text and "Nothing was saved" in resp.text
     assert _count(db, ItemClearance) == 0
     assert any(ANEURYSM_LABEL in r for r in _reasons(app, db, t.id))
@@ -235,8 +243,8 @@ def test_a_review_needs_a_real_reason_and_a_signature_and_bad_input_writes_nothi
 
 def test_a_review_takes_any_unicode_and_refuses_tampered_or_stale_forms(app, db):
     t, clinician = _aneurysm_then_no(app, db)
-    url = f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review"
-    ids = _review_form(clinician, t.patient_id)
+    url = _review_url(db, t.patient_id)
+    ids = _review_form(clinician, db, t.patient_id)
     for bad in ({"yes_screening_id": "🙂"}, {"no_screening_id": "-1"}, {"no_screening_id": "9" * 40}, {}):
         data = {**ids, **bad, "reason": REASON, "attest": "1"} if bad else {"reason": REASON, "attest": "1"}
         resp = post(app, clinician, url, data)
@@ -246,18 +254,19 @@ def test_a_review_takes_any_unicode_and_refuses_tampered_or_stale_forms(app, db)
     assert post(app, clinician, url, {**ids, "reason": REASON, "attest": "1"}).status_code == 409
     assert _count(db, ItemClearance) == 0
     unicode_reason = "Patiënt bevestigt: géén aneurysma — CT 2024 normaal ✓ 患者确认无动脉瘤 🫀"
-    resp = post(app, clinician, url, {**_review_form(clinician, t.patient_id), "reason": unicode_reason, "attest": "1"})
+    resp = post(app, clinician, url, {**_review_form(clinician, db, t.patient_id), "reason": unicode_reason, "attest": "1"})
     assert resp.status_code == 302
     fresh(db)
     assert db.exec(select(ItemClearance.reason)).one() == unicode_reason
     assert clinician.get(f"/consent/patients/{t.patient_id}").text.count("患者确认无动脉瘤") == 1
-    assert clinician.get(f"/consent/patients/{t.patient_id}/items/no_such_item/review").status_code == 404
+    for item_id in ("999999", "no_such_item", "-1"):
+        assert clinician.get(f"/consent/patients/{t.patient_id}/items/{item_id}/review").status_code == 404
 
 
 def test_clearances_are_immutable_in_the_orm_and_the_database(app, db):
     t, clinician = _aneurysm_then_no(app, db)
-    post(app, clinician, f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review",
-         {**_review_form(clinician, t.patient_id), "reason": REASON, "attest": "1"})
+    post(app, clinician, _review_url(db, t.patient_id),
+         {**_review_form(clinician, db, t.patient_id), "reason": REASON, "attest": "1"})
     fresh(db)
     clearance = db.exec(select(ItemClearance)).one()
     clearance.reason = "changed later"
@@ -306,10 +315,10 @@ def test_a_relative_yes_changed_to_no_needs_review_or_acknowledgement_but_an_ack
     _screen(app, _client(app, "frontdesk"), url)
     ((reason, link),) = _blocker_links(app, db, t)
     assert "needs a clinician's acknowledgement" in reason and "then no by the patient on the tablet" in reason
-    assert "/items/psychosis_mania/review" in link
+    assert _review_url(db, t.patient_id, PSYCHOSIS) in link
     # acknowledging the "yes" still in force lets the session go ahead, the change still waits for review
     review = clinician.get(link)
-    ack_link = re.search(r'href="(/consent/patients/\d+/screenings/\d+/acknowledge/psychosis_mania)"', review.text).group(1)
+    ack_link = re.search(r'href="(/consent/patients/\d+/screenings/\d+/acknowledge/\d+)"', review.text).group(1)
     _acknowledge(app, clinician, ack_link)
     assert _reasons(app, db, t.id) == []
     assert "Changed to no: a clinician must review" in clinician.get(f"/consent/patients/{t.patient_id}").text
@@ -435,8 +444,8 @@ def test_the_history_is_on_the_chart_the_consent_page_and_the_session_page(app, 
         assert "not yet reviewed: the yes stays in force" in page.text
     assert "Screening history" in session.text and "Review the change" in session.text
     assert "then no by the patient on the tablet" in session.text  # the blocker itself
-    post(app, clinician, f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review",
-         {**_review_form(clinician, t.patient_id), "reason": REASON, "attest": "1"})
+    post(app, clinician, _review_url(db, t.patient_id),
+         {**_review_form(clinician, db, t.patient_id), "reason": REASON, "attest": "1"})
     for url in (f"/patients/{t.patient_id}", f"/consent/patients/{t.patient_id}", f"/sessions/{t.id}"):
         page = clinician.get(url)
         assert "Change confirmed" in page.text and "CT angiography 2024 normal" in page.text
@@ -482,8 +491,8 @@ def test_a_history_that_cannot_be_read_blocks_and_every_page_still_renders(app, 
 
 def test_the_gate_costs_the_same_queries_for_one_session_or_the_whole_day(app, db):
     t, clinician = _aneurysm_then_no(app, db)
-    post(app, clinician, f"/consent/patients/{t.patient_id}/items/{ANEURYSM}/review",
-         {**_review_form(clinician, t.patient_id), "reason": REASON, "attest": "1"})
+    post(app, clinician, _review_url(db, t.patient_id),
+         {**_review_form(clinician, db, t.patient_id), "reason": REASON, "attest": "1"})
     _reading(db, t, 170, 100, 1)
     _acknowledge_bp(app, clinician, t)
     _reading(db, t, 175, 100, 2)

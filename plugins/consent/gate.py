@@ -87,7 +87,8 @@ def item_blocker(item: ItemState, patient_id: int, clinic: Clinic, back: str = "
     """Why this item (already known to apply to the session's modality) stops the start, or None.
 
     ``back`` is where the review form returns to once the clinician has confirmed the change."""
-    review = link_to("consent.review", patient_id=patient_id, code=item.code, next=back or None)
+    review = (link_to("consent.review", patient_id=patient_id, item_id=item.item_id, next=back or None)
+              if item.item_id is not None else link_to("consent.patient", patient_id=patient_id))
     if item.severity == "absolute":
         if item.needs_review:
             return Blocker(f"Absolute contraindication: {item.label}: {_changed(item, clinic)}", review)
@@ -101,8 +102,10 @@ def item_blocker(item: ItemState, patient_id: int, clinic: Clinic, back: str = "
     if earlier is not None:
         reason += (f" (answered yes again on {day(item.yes.at, clinic)}; the acknowledgement of "
                    f"{day(earlier.signed_at, clinic)} covered the earlier answer)")
+    if item.item_id is None:  # the question's row is gone: the consent page still shows the history
+        return Blocker(reason, link_to("consent.patient", patient_id=patient_id))
     return Blocker(reason, link_to("consent.acknowledge", patient_id=patient_id, screening_id=item.yes.screening_id,
-                                   code=item.code))
+                                   item_id=item.item_id))
 
 
 def screening_blockers(st: PatientStatus, patient_id: int, modality: str, clinic: Clinic,

@@ -90,6 +90,7 @@ class ItemState:
     """One screening item for one patient: every answer, acknowledgement and clearance, and what is in force."""
 
     code: str
+    item_id: int | None = None  # the clinic's question row: pages name the item by it, never by its code
     answers: list[Answer] = field(default_factory=list)
     acknowledgements: list[Acknowledgement] = field(default_factory=list)
     clearances: list[ItemClearance] = field(default_factory=list)
@@ -202,7 +203,7 @@ def item_states(screenings: list[Screening], users: dict[int, tuple[str, str]], 
 
 
 def load_histories(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, History]:
-    """Histories for many patients in four queries, whatever their number of screenings and items."""
+    """Histories for many patients in five queries, whatever their number of screenings and items."""
     result = {pid: History() for pid in patient_ids}
     if not patient_ids:
         return result
@@ -223,11 +224,15 @@ def load_histories(session: Session, clinic: Clinic, patient_ids: list[int]) -> 
             ItemClearance.clinic_id == clinic.id, ItemClearance.patient_id.in_(patient_ids))
             .order_by(ItemClearance.signed_at, ItemClearance.id)).all():
         clearances[c.patient_id].append(c)
+    item_ids = dict(session.exec(select(ContraindicationItem.code, ContraindicationItem.id).where(
+        ContraindicationItem.clinic_id == clinic.id)).all())
     for pid, history in result.items():
         try:
             history.items = item_states(history.screenings, users, acks[pid], clearances[pid])
         except HistoryError as exc:
             history.error = str(exc)
+        for st in history.items.values():
+            st.item_id = item_ids.get(st.code)
     return result
 
 

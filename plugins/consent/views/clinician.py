@@ -19,7 +19,7 @@ from core.forms import Form
 from core.models import MODALITY_LABELS, Patient, TreatmentSession
 from core.web import after_commit
 from plugins.consent import gate, service, status
-from plugins.consent.models import Screening
+from plugins.consent.models import ContraindicationItem, Screening
 from plugins.consent.screening import clear_item
 from plugins.consent.views.base import bp, control_characters, deny, patient_or_404
 
@@ -76,9 +76,19 @@ def _ack_form(p: Patient, *, title: str, label: str, context: str, action: str, 
     return redirect(back)
 
 
-@bp.route("/patients/<int:patient_id>/screenings/<int:screening_id>/acknowledge/<code>", methods=["GET", "POST"])
+def _question(item_id: int, patient_id: int) -> ContraindicationItem:
+    """The clinic's screening question by row id: URLs name it so, never by its code (access logs)."""
+    question = get_session().exec(select(ContraindicationItem).where(
+        ContraindicationItem.id == item_id, ContraindicationItem.clinic_id == g.clinic.id)).first()
+    if question is None:
+        deny("contraindication", item_id, patient_id)
+    return question
+
+
+@bp.route("/patients/<int:patient_id>/screenings/<int:screening_id>/acknowledge/<int:item_id>",
+          methods=["GET", "POST"])
 @staff(*service.REVIEWERS)
-def acknowledge(patient_id: int, screening_id: int, code: str):
+def acknowledge(patient_id: int, screening_id: int, item_id: int):
     """A relative item: the acknowledgement covers this screening's "yes" only."""
     p = patient_or_404(patient_id)
     db = get_session()
@@ -86,6 +96,7 @@ def acknowledge(patient_id: int, screening_id: int, code: str):
                                         Screening.clinic_id == g.clinic.id)).first()
     if s is None:
         deny("screening", screening_id, p.id)
+    code = _question(item_id, p.id).code
     item = _history_of(p).items.get(code)
     answer = next((a for a in (item.answers if item else []) if a.screening_id == s.id and a.yes), None)
     if answer is None:
@@ -102,7 +113,7 @@ def acknowledge(patient_id: int, screening_id: int, code: str):
         return redirect(back)
     return _ack_form(p, title="Acknowledge a relative contraindication", label=answer.label,
                      context=f"Answered yes in the screening of {s.answered_at:%Y-%m-%d} ({answer.recorded_by}).",
-                     action=url_for("consent.acknowledge", patient_id=p.id, screening_id=s.id, code=code),
+                     action=url_for("consent.acknowledge", patient_id=p.id, screening_id=s.id, item_id=item_id),
                      back=back,
                      on_save=lambda rationale: service.acknowledge(
                          db, g.clinic, p.id, code=code, label=answer.label, rationale=rationale,
@@ -153,9 +164,9 @@ def acknowledge_bp(treatment_id: int):
 
 # -- reviewing a changed answer -----------------------------------------------------------------
 
-@bp.route("/patients/<int:patient_id>/items/<code>/review", methods=["GET", "POST"])
+@bp.route("/patients/<int:patient_id>/items/<int:item_id>/review", methods=["GET", "POST"])
 @staff()
-def review(patient_id: int, code: str):
+def review(patient_id: int, item_id: int):
     """An item's history and, when a later "no" waits for review, the clinician's signed confirmation.
 
     Open to all staff so that everyone else is told who must do it (403, audited)."""
@@ -165,7 +176,7 @@ def review(patient_id: int, code: str):
         return render_template("error.html", code=403, title="A clinician must review this change",
                                message="Only a clinician can review a changed screening answer and confirm it. "
                                        "Until then the earlier answer stays in force."), 403
-    item = _history_of(p).items.get(code)
+    item = _history_of(p).items.get(_question(item_id, p.id).code)
     if item is None or not item.ever_yes:
         abort(404)
     back = safe_next(request.values.get("next"), url_for("consent.patient", patient_id=p.id))
