@@ -11,6 +11,7 @@ from datetime import timedelta
 from playwright.sync_api import expect
 from sqlmodel import select
 
+from core import workflow
 from core.db import new_session
 from core.models import Patient, SessionStatus, TreatmentSession, utcnow
 from tests.browser.conftest import screenshot
@@ -27,7 +28,8 @@ def _session_in_monitoring(app) -> int:
     t.status, t.checked_in_at, t.started_at, t.monitoring_at = SessionStatus.monitoring, start, start, start + timedelta(minutes=45)
     t.dose_mg, t.duration_minutes, t.escort_confirmed, t.version = 35.0, 45, True, t.version + 1
     t.dosed_at = start  # the infusion ended 45 minutes ago: past core's 30 minutes of recovery
-    s.add(t)
+    with workflow.importing(s):  # arranged as history, past the gate (the gate has its own tests)
+        s.add(t)
     s.commit()
     s.close()
     return t.id
