@@ -59,6 +59,22 @@ STAFF = [  # (email local part, name, role, clinics)
 ]
 PATIENT_LOGINS = {"stillwater": "patient", "harbor": "harbor.patient"}
 PATIENTS_PER_CLINIC = 24
+# Today's patients the gate holds on purpose (by their number within the clinic), one reason each, so
+# the dashboard shows the gate at work; everyone else treated here signed and screened beforehand.
+HELD = {"stillwater": {"missing_consent": 16, "absolute_contraindication": 9, "high_blood_pressure": 13},
+        "harbor": {"no_rems_enrollment": 16}}
+ACKNOWLEDGED_RELATIVE = {"stillwater": 4}  # uncontrolled hypertension, weighed and signed by the clinician
+HIGH_BP = (172, 104)  # above the default 160/100 check-in threshold
+
+
+def mrn(clinic: Clinic, n: int) -> str:
+    return f"{clinic.slug[:2].upper()}{1000 + n}"
+
+
+def held(clinic: Clinic, reason: str) -> str | None:
+    """The MRN of the patient held today for ``reason`` at ``clinic``, if any."""
+    n = HELD.get(clinic.slug, {}).get(reason)
+    return None if n is None else mrn(clinic, n)
 
 
 def email(local: str) -> str:
@@ -113,8 +129,25 @@ def seed(session: Session, ext) -> bool:
                 args = {"session": session, "clinic": clinic}
                 impl.function(*[args[a] for a in impl.argnames])
                 session.flush()
+        _submit_rems_forms(session, clinic)
         audit.append(session, "demo.seeded", object_type="clinic", object_id=clinic.id, clinic_id=clinic.id)
     return True
+
+
+def _submit_rems_forms(session, clinic):
+    """A well-run clinic submits each Spravato monitoring form within the week: this week's are still due."""
+    from core.rems import monitoring
+
+    submitter = session.exec(select(User).join(Membership, Membership.user_id == User.id).where(
+        Membership.clinic_id == clinic.id, User.role == Role.clinician).order_by(User.id)).first()
+    cutoff = utcnow() - timedelta(days=6)
+    for due in monitoring.due_forms(session, clinic):
+        t, patient = due.treatment, due.patient
+        if t.discharged_at >= cutoff:
+            continue
+        values = monitoring.fill(session, clinic, [(t, patient)])[t.id]
+        monitoring.submit(session, clinic, t, patient, submitter, seen=monitoring.sha256(monitoring.csv_text([values])),
+                          reference="submitted to the REMS (demo)")
 
 
 def _seed_clinic(session, clinic, index, rng, users, pw):
@@ -152,7 +185,7 @@ def _seed_clinic(session, clinic, index, rng, users, pw):
         first = FIRST[(n + index * 5) % len(FIRST)]
         last = LAST[(n * 7 + index) % len(LAST)]
         patient = Patient(
-            clinic_id=clinic.id, mrn=f"{clinic.slug[:2].upper()}{1000 + n}", legal_first_name=first,
+            clinic_id=clinic.id, mrn=mrn(clinic, n), legal_first_name=first,
             legal_last_name=last, preferred_name="Zo" if first == "Zoë" else "",
             dob=date(1960 + rng.randrange(40), rng.randrange(1, 13), rng.randrange(1, 28)),
             sex=rng.choice("FMX"), address_line1=f"{10 + n} Example Street", city="Springfield",
@@ -174,7 +207,8 @@ def _seed_clinic(session, clinic, index, rng, users, pw):
         modality = Modality.sublingual if n % 11 == 10 else (Modality.im_ketamine if n % 9 == 8 else modality_main)
         with workflow.importing(session):  # past sessions are history, written as such (and audited)
             _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
-        if modality == Modality.esketamine_nasal:  # enrolled in the Spravato REMS before the first dose
+        if modality == Modality.esketamine_nasal and patient.mrn != held(clinic, "no_rems_enrollment"):
+            # enrolled in the Spravato REMS before the first dose
             session.add(RemsEnrollment(clinic_id=clinic.id, patient_id=patient.id, enrollment_id=f"DEMO-PT-{patient.id:05d}",
                                        enrolled_on=today - timedelta(days=60), recorded_by_id=users[clinician_local].id,
                                        recorded_at=utcnow()))
@@ -274,5 +308,6 @@ def _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
         session.add(t)
         session.flush()
         if status == SessionStatus.checked_in:
-            session.add(VitalSign(clinic_id=clinic.id, treatment_id=t.id, phase=VitalPhase.baseline, systolic=124,
-                                  diastolic=80, heart_rate=72, spo2=98, taken_at=start))
+            systolic, diastolic = HIGH_BP if patient.mrn == held(clinic, "high_blood_pressure") else (124, 80)
+            session.add(VitalSign(clinic_id=clinic.id, treatment_id=t.id, phase=VitalPhase.baseline, systolic=systolic,
+                                  diastolic=diastolic, heart_rate=72, spo2=98, taken_at=start))
