@@ -95,7 +95,40 @@ def move(session: Session, t: TreatmentSession, to: S, submitted_version, **fiel
     if to == S.in_progress:
         return start(session, t, submitted_version)
     require(t, to, submitted_version)
+    if to in (S.monitoring, S.discharged):
+        _check_safety(session, t, to, fields)
     return _apply(session, t, to, fields)
+
+
+class Unsafe(Conflict):
+    """The step breaks a dose limit or the observation clock; the form says why before it gets here."""
+
+
+def _check_safety(session: Session, t: TreatmentSession, to: S, fields: dict) -> None:
+    """The dose limits and the observation clock hold on every path, not only the session page's forms."""
+    from types import SimpleNamespace
+
+    from core import dosing
+
+    after = SimpleNamespace(**{**t.model_dump(), **fields})
+    limits = dosing.limits_for(session, t.clinic_id, t.modality)
+    if to == S.monitoring:
+        first = bool(limits.first_dose) and dosing.first_of_course(session, t)
+        review = dosing.check_dose(limits, after.dose_mg, after.weight_kg, first_of_course=first)
+        if after.dose_mg is None or after.dosed_at is None:
+            raise Unsafe("Dosing needs the dose and the time dosing began. Nothing was saved.")
+        if review.refusals:
+            raise Unsafe(" ".join(review.refusals.values()) + " Nothing was saved.")
+        if review.needs_override and not (after.dose_override_reason or "").strip():
+            raise Unsafe(" ".join(review.overrides) + " A clinician's written override is needed. Nothing was saved.")
+        if t.modality.value == "esketamine_nasal" and not (after.lot_number or "").strip():
+            raise Unsafe("Esketamine dosing needs the kit's lot number. Nothing was saved.")
+        return
+    at = dosing.discharge_possible_at(after, limits)
+    if at is None or at > utcnow():
+        raise Unsafe("The minimum observation after dosing has not passed. Nothing was saved.")
+    if after.discharge_ready_by_id is None:
+        raise Unsafe("Discharge records the clinician who judged the patient ready to leave. Nothing was saved.")
 
 
 def start(session: Session, t: TreatmentSession, submitted_version, *, vitals_url: str = "") -> TreatmentSession:

@@ -47,16 +47,30 @@ def _clinic(db, slug="stillwater") -> Clinic:
 
 
 def _unsigned_patient(db, clinic) -> tuple[Patient, TreatmentSession]:
-    """An IV ketamine patient on today's schedule with no consent signed yet."""
-    signed = set(db.exec(select(SignedConsent.patient_id)).all())
-    for t in db.exec(select(TreatmentSession).where(
-            TreatmentSession.clinic_id == clinic.id,
-            TreatmentSession.status.in_([SessionStatus.scheduled, SessionStatus.checked_in]))
-            .order_by(TreatmentSession.id)).all():
-        p = db.get(Patient, t.patient_id)
-        if p.id not in signed and t.modality == Modality.iv_ketamine:
-            return p, t
-    raise AssertionError("no suitable demo patient")
+    """A new IV ketamine patient on today's schedule, screened (all no) but with nothing signed yet (the
+    demo's treated patients have signed everything)."""
+    from plugins.consent.screening import record_screening
+
+    from datetime import date
+
+    from core.db import new_session
+    from core.models import Provider, utcnow
+
+    with new_session(db.get_bind()) as s:
+        provider = s.exec(select(Provider).where(Provider.clinic_id == clinic.id)).first()
+        patient = Patient(clinic_id=clinic.id, mrn=f"NEW{utcnow():%H%M%S%f}"[:20], legal_first_name="Newt",
+                          legal_last_name="Intakeson", dob=date(1988, 4, 2), created_at=utcnow())
+        s.add(patient)
+        s.flush()
+        t = TreatmentSession(clinic_id=clinic.id, patient_id=patient.id, provider_id=provider.id,
+                             modality=Modality.iv_ketamine, scheduled_at=utcnow())
+        s.add(t)
+        record_screening(s, clinic, patient, service.active_items(s, clinic), set(), answered_by="patient",
+                         channel="tablet", user_id=None)
+        s.commit()
+        ids = patient.id, t.id
+    fresh(db)
+    return db.get(Patient, ids[0]), db.get(TreatmentSession, ids[1])
 
 
 def _form(html: str) -> dict:

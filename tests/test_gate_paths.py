@@ -124,3 +124,33 @@ def test_a_plugin_cli_command_and_glia_shell_are_refused(db_url, tmp_path, db, b
     out = _glia(db_url, tmp_path, "shell", stdin=script)
     assert "BLOCKED" in out.stdout and "STARTED" not in out.stdout, out.stdout + out.stderr
     assert _status_and_denials(db, tid) == (S.checked_in, 2)
+
+
+def test_dose_limits_and_the_observation_clock_hold_from_a_shell(app, db):
+    """Someone in `glia shell` who doses 100 mg of esketamine, or discharges at once, is refused."""
+    from datetime import timedelta
+
+    from core.models import Modality, User, utcnow
+
+    ready = next(t for t in db.exec(select(TreatmentSession).where(TreatmentSession.status == S.checked_in,
+                                                                    TreatmentSession.modality == Modality.esketamine_nasal)).all()
+                 if not _reasons(app, t.id))
+    clinician = db.exec(select(User).where(User.email == "harbor.clinician@demo.glia.example")).one()
+    engine = app.extensions["glia"].engine
+    with app.app_context(), session_scope(engine) as s:
+        t = workflow.start(s, s.get(TreatmentSession, ready.id), ready.version)
+    for fields in ({"dose_mg": 100.0, "dosed_at": utcnow(), "lot_number": "L1", "dose_override_reason": "asked"},
+                   {"dose_mg": 70.0, "dosed_at": utcnow(), "lot_number": "L1"},
+                   {"dose_mg": 56.0, "dosed_at": utcnow(), "lot_number": ""}):
+        with app.app_context(), pytest.raises(workflow.Unsafe), session_scope(engine) as s:
+            t = s.get(TreatmentSession, ready.id)
+            workflow.move(s, t, S.monitoring, t.version, **fields)
+    with app.app_context(), session_scope(engine) as s:
+        t = s.get(TreatmentSession, ready.id)
+        workflow.move(s, t, S.monitoring, t.version, dose_mg=56.0, dosed_at=utcnow() - timedelta(minutes=1),
+                      lot_number="L1")
+    with app.app_context(), pytest.raises(workflow.Unsafe, match="minimum observation"), session_scope(engine) as s:
+        t = s.get(TreatmentSession, ready.id)
+        workflow.move(s, t, S.discharged, t.version, discharge_ready_by_id=clinician.id)
+    fresh(db)
+    assert db.get(TreatmentSession, ready.id).status == S.monitoring
