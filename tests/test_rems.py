@@ -309,7 +309,7 @@ def test_marking_submitted_keeps_the_exact_files_and_clears_it_from_due(app, cli
         assert refused.status_code == 422
     stale = post(app, client, f"/rems/forms/{tid}/submit", {"fingerprint": "0" * 64, "reference": ""})
     assert stale.status_code == 409 and "changed after this form was shown" in stale.text
-    assert count(db, RemsMonitoringForm) == 0
+    assert count(db, RemsMonitoringForm, RemsMonitoringForm.treatment_id == tid) == 0
 
     done = post(app, client, f"/rems/forms/{tid}/submit", {"fingerprint": fingerprint, "reference": "REMS-CONF-88"})
     assert done.status_code == 302
@@ -344,7 +344,7 @@ def test_another_clinics_user_gets_404_and_a_denied_audit_row(app, client, db, t
     assert post(app, client, f"/rems/patients/{pid}/enrollment",
                 {"enrollment_id": "PT-1", "enrolled_on": "2024-01-02"}).status_code == 404
     assert count(db, AuditEvent, AuditEvent.action == "rems.access", AuditEvent.outcome == "denied") == 6
-    assert count(db, RemsMonitoringForm) == 0
+    assert count(db, RemsMonitoringForm, RemsMonitoringForm.treatment_id == tid) == 0
     assert count(db, RemsEnrollment, RemsEnrollment.patient_id == pid) == 1
     assert "Remsy Formfield" not in client.get("/rems/").text
 
