@@ -8,22 +8,38 @@ from playwright.sync_api import expect
 from sqlmodel import select
 
 from core.models import Clinic, Modality, Patient, SessionStatus, TreatmentSession
-from plugins.consent.models import SignedConsent
 from tests.browser.conftest import screenshot
 
 
 def _checked_in_unsigned(db, count: int) -> list[tuple[TreatmentSession, Patient]]:
-    """Checked-in IV ketamine sessions (baseline vitals taken) of patients with nothing signed yet."""
+    """New IV ketamine patients checked in today (escort confirmed, baseline vitals taken) who have
+    signed nothing yet: the demo's treated patients all signed before their first session."""
+    from datetime import date
+
+    from core.db import new_session
+    from core.models import Provider, VitalPhase, VitalSign, utcnow
+
     clinic = db.exec(select(Clinic).where(Clinic.slug == "stillwater")).one()
-    signed = set(db.exec(select(SignedConsent.patient_id)).all())
-    found = []
-    for t in db.exec(select(TreatmentSession).where(
-            TreatmentSession.clinic_id == clinic.id, TreatmentSession.status == SessionStatus.checked_in,
-            TreatmentSession.modality == Modality.iv_ketamine).order_by(TreatmentSession.id)).all():
-        if t.patient_id not in signed:
-            found.append((t, db.get(Patient, t.patient_id)))
-    assert len(found) >= count, "the demo needs more checked-in patients without consents"
-    return found[:count]
+    ids = []
+    with new_session(db.get_bind()) as s:
+        provider = s.exec(select(Provider).where(Provider.clinic_id == clinic.id)).first()
+        for n in range(count):
+            patient = Patient(clinic_id=clinic.id, mrn=f"NEW{n}{utcnow():%H%M%S%f}"[:20], legal_first_name=f"Nova{n}",
+                              legal_last_name="Intakeson", dob=date(1990, 1, 2 + n), escort_name="Sam Intakeson",
+                              created_at=utcnow())
+            s.add(patient)
+            s.flush()
+            t = TreatmentSession(clinic_id=clinic.id, patient_id=patient.id, provider_id=provider.id,
+                                 modality=Modality.iv_ketamine, status=SessionStatus.checked_in, scheduled_at=utcnow(),
+                                 checked_in_at=utcnow(), escort_name="Sam Intakeson", escort_confirmed=True, weight_kg=70.0)
+            s.add(t)
+            s.flush()
+            s.add(VitalSign(clinic_id=clinic.id, treatment_id=t.id, phase=VitalPhase.baseline, systolic=122,
+                            diastolic=78, heart_rate=70, spo2=98, taken_at=utcnow()))
+            ids.append((t.id, patient.id))
+        s.commit()
+    db.rollback()
+    return [(db.get(TreatmentSession, tid), db.get(Patient, pid)) for tid, pid in ids]
 
 
 def _draw(page) -> None:
