@@ -97,8 +97,10 @@ def test_admin_switches_consent_off_only_with_reason_and_confirmation(app, clien
     assert 'role="alert"' in page and "Safety gate off" in page
     assert "The consent plugin's pre-treatment checks are disabled for this clinic since" in page
     assert f": {REASON}" in page
+    assert "Safety gate off" in _page(_clinician(app, "frontdesk"), "/")  # and the dashboard, for everyone
     harbor_page = _page(_clinician(app, "harbor.clinician"), f"/sessions/{_session_id(db, harbor)}")
     assert "Safety gate off" not in harbor_page
+    assert "Safety gate off" not in _page(_clinician(app, "harbor.clinician"), "/")
 
     assert post(app, client, f"/admin/plugins/consent/{stillwater.id}", {"enabled": "1"}).status_code == 302
     assert _consent_on(db, stillwater)

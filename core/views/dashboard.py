@@ -11,6 +11,7 @@ from sqlmodel import select
 from core import audit, hooks
 from core.auth import staff
 from core.db import get_session
+from core.plugin_state import gates_off
 from core.models import OutcomeScore, Patient, Provider, SessionStatus, TreatmentSession, utcnow
 from core.slots import Widget
 from core.views.patients import CHARTING_ROLES, is_clinical
@@ -57,7 +58,7 @@ def index():
     audit.record("dashboard.view", object_type="schedule", detail=f"{len(rows)} sessions, {len(alerts)} alerts")
     return render_template("dashboard.html", widgets=hooks.ordered(widgets), plugin_errors=errors, columns=columns,
                            total=len(rows), alerts=alerts, providers=providers, day=day,
-                           can_review=current_user.role.value in CHARTING_ROLES)
+                           can_review=current_user.role.value in CHARTING_ROLES, gates_off=gates_off(db, clinic))
 
 
 @bp.post("/alerts/<int:score_id>/review")
