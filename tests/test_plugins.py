@@ -115,7 +115,8 @@ def test_disabled_plugin_is_never_called_for_that_clinic(examples_app, db):
     ratings.CALLS.clear()
     _switch(app, client, clinics["harbor"])
     page = client.get("/")
-    assert page.status_code == 200 and ">Ratings</a>" not in page.text and "Visit ratings" not in page.text
+    assert page.status_code == 200 and ">Ratings</a>" not in page.text and 'class="ratings-count"' not in page.text
+    assert "Safety gate off" in page.text  # ratings gates treatment: its absence is announced, not silent
     assert not [c for c in ratings.CALLS if c[1].startswith("harbor")]
 
     _switch(app, client, clinics["stillwater"])
