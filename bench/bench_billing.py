@@ -42,7 +42,7 @@ def build_db(workdir: Path, extra_patients: int) -> str:
             fees = service.fees_by_code(s, clinic.id)
             for n in range(extra_patients):
                 p = Patient(clinic_id=clinic.id, mrn=f"BN{n:05d}", legal_first_name="Bench", legal_last_name=f"Sample{n}",
-                            dob=date(1980, 1, 1 + n % 28), address_line1=f"{n} Example Street", city="Springfield",
+                            dob=date(1980, 1, 1 + n % 28), sex="F", address_line1=f"{n} Example Street", city="Springfield",
                             state="OR", postal_code="97477", created_at=utcnow())
                 s.add(p)
                 s.flush()
@@ -55,7 +55,7 @@ def build_db(workdir: Path, extra_patients: int) -> str:
                         f = fees[code]
                         c = BillingCharge(clinic_id=clinic.id, patient_id=p.id, provider_id=provider.id, service_date=day,
                                           code=code, descriptor=f.descriptor, unit_price_cents=f.price_cents,
-                                          amount_cents=f.price_cents, ndc=f.ndc, dose="35 mg" if code == "J3490" else "",
+                                          amount_cents=f.price_cents, dose="35 mg" if code == "J3490" else "",
                                           created_at=utcnow())
                         s.add(c)
                         lines.append(c)
@@ -126,7 +126,7 @@ def bench_batch(url: str, workdir: Path) -> float:
         app.extensions["glia"].engine.dispose()
         out = workdir / f"out{workers}"
         t = time.perf_counter()
-        written, problems = run_batch(curl, plugins, clinic.id, date.today().year, out, pids, workers)
+        written, problems, _issued = run_batch(curl, plugins, clinic.id, date.today().year, out, pids, workers)
         times[workers] = time.perf_counter() - t
         assert not problems, problems
         print(f"batch with {workers} worker(s): {len(written)} superbills in {times[workers]:.1f} s "

@@ -16,7 +16,7 @@ from core.hooks import relay
 from core.models import (AuditEvent, Clinic, ImmutableRecordError, Patient, PluginState, SessionStatus,
                          TreatmentSession, utcnow)
 from plugins.billing.models import (BillingCharge, BillingEstimate, BillingInvoice, BillingPayment,
-                                    BillingPortalLink, BillingSuperbill, BillingSuperbillVoid)
+                                    BillingPortalLink, BillingSuperbill, BillingVoid)
 from tests.support import login, post
 
 
@@ -149,7 +149,7 @@ def test_manager_invoices_pays_and_issues_superbill(app, client, db):
     sb = db.get(BillingSuperbill, sid)
     dl = client.get(f"/billing/superbills/{sid}.pdf")
     assert dl.mimetype == "application/pdf"
-    assert dl.headers["Content-Disposition"] == f'attachment; filename="superbill-{sb.number:06d}.pdf"'
+    assert dl.headers["Content-Disposition"] == f'attachment; filename="superbill-{sb.label}.pdf"'
     assert dl.headers["Cache-Control"] == "no-store" and dl.headers["X-Content-Type-Options"] == "nosniff"
     assert_superbill_fields(pdf_text(dl.data), db, pid)
     assert len(PdfReader(io.BytesIO(dl.data)).pages) == 1
@@ -168,7 +168,7 @@ def assert_superbill_fields(text_, db, pid):
     for needle in [clinic.name, clinic.phone, clinic.ein, clinic.npi, "(33a)", "(25)", "(32)", "(31)", "(24J)",
                    patient.legal_first_name, patient.legal_last_name, patient.dob.strftime("%m/%d/%Y"),
                    patient.address_line1, "(1a)", "(2)", "(3)", "(5)", "(box 21)", "(24A)", "(24B)", "(24D)",
-                   "(24E)", "(24F)", "(24G)", "96365", "J3490", "N4 00000-0001-01", "35 mg", "Total charges (28)",
+                   "(24E)", "(24F)", "(24G)", "96365", "J3490", "N499999999910 ML0.7", "35 mg", "Total charges (28)",
                    "Amount paid (29)", "Balance due", "Accept assignment (27)", "No", "Signature of provider",
                    "$500.00", "1000000012"]:
         assert needle.lower() in flat.lower(), needle
@@ -189,7 +189,7 @@ def test_superbill_validation_says_what_to_fix(app, client, db):
     login(app, client, "manager")
     before = db.exec(select(func.count()).select_from(BillingSuperbill)).one()
     resp = post(app, client, f"/billing/patients/{sb.patient_id}/superbills",
-                {"date": sb.period_start.isoformat(), "scope": "visit"})
+                {"date": sb.period_start.isoformat(), "scope": "month"})
     assert resp.status_code == 422
     assert "The clinic has no EIN (tax ID, box 25): add it in Clinic settings." in resp.text
     assert "billing NPI (box 33a)" in resp.text and "check digit" in resp.text
@@ -218,7 +218,8 @@ def test_issued_superbill_is_immutable_and_voids_by_reissue(app, client, db):
     fresh(db)
     new = db.exec(select(BillingSuperbill).where(BillingSuperbill.replaces_id == sb.id)).one()
     assert new.number != sb.number and new.sha256 != ""
-    assert db.exec(select(BillingSuperbillVoid).where(BillingSuperbillVoid.superbill_id == sb.id)).one()
+    assert db.exec(select(BillingVoid).where(BillingVoid.document_type == "superbill",
+                                             BillingVoid.document_id == sb.id)).one()
     assert db.get(BillingSuperbill, sb.id).sha256 == sb.sha256  # the old one stays as it was
     actions = db.exec(select(AuditEvent.action).where(AuditEvent.object_type == "billing_superbill")).all()
     assert "billing.superbill_voided" in actions and "billing.superbill_issued" in actions
@@ -344,31 +345,51 @@ def test_good_faith_estimate_and_overrun_warning(app, client, db):
     # bill the patient well above the $500 estimate: the manager is warned
     for _ in range(2):
         tid, _ = complete_session(app)
-        _invoice_from_draft(app, client, tid)
-        with app.app_context():  # service dates fall before the estimated first date: move them into the period
+        with app.app_context():  # the drafts' dates fall before the estimated first date: move them into the period
             w = new_session(app.extensions["glia"].engine)
             for c in w.exec(select(BillingCharge).where(BillingCharge.treatment_id == tid)).all():
                 c.service_date = first
                 w.add(c)
             w.commit()
             w.close()
+        _invoice_from_draft(app, client, tid)
     page = client.get(f"/billing/patients/{me.id}").text
     assert "above the $400 dispute threshold" in page or "at or above the $400" in page
 
 
 def test_fee_schedule_edit(app, client, db):
+    """Prices and the drug products' NDCs: typos and placeholders refused with nothing saved, then saved."""
+    from plugins.billing.models import BillingDrugProduct
+
     login(app, client, "manager")
     page = client.get("/billing/fees")
-    assert "96365" in page.text and "IV infusion, first hour" in page.text
-    bad = post(app, client, "/billing/fees", {"price_96365": "-1", "ndc_J3490": "123"})
-    assert bad.status_code == 422 and "more than zero" in bad.text and "5-4-2" in bad.text
-    ok = post(app, client, "/billing/fees", {"price_96365": "475.00", "ndc_J3490": "12345-6789-01",
+    assert "96365" in page.text and "IV infusion, first hour" in page.text and "50458-0028-02" in page.text
+    clinic = db.exec(select(Clinic).where(Clinic.slug == "stillwater")).one()
+    vial = db.exec(select(BillingDrugProduct).where(BillingDrugProduct.clinic_id == clinic.id,
+                                                    BillingDrugProduct.code == "J3490")).one()
+    key = f"product_{vial.id}"
+    for ndc, message in [("123", "is not an NDC"), ("00000-0001-01", "is a placeholder"),
+                         ("0000-0000-00", "is a placeholder"), ("12345-6789-01", "is a placeholder"),
+                         ("1234567890", "is not an NDC"), ("١٢٣", "is not an NDC")]:
+        bad = post(app, client, "/billing/fees", {"price_96365": "475.00", f"{key}_ndc": ndc})
+        assert bad.status_code == 422 and message in bad.text, ndc
+    bad = post(app, client, "/billing/fees", {"price_96365": "-1", f"{key}_mg": "NaN", f"{key}_unit": "LB"})
+    assert bad.status_code == 422 and "more than zero" in bad.text
+    assert "Milligrams per unit must be between" in bad.text and "choose the NDC unit (ML, UN" in bad.text
+    fresh(db)
+    assert db.get(BillingDrugProduct, vial.id).ndc == vial.ndc
+    ok = post(app, client, "/billing/fees", {"price_96365": "475.00", f"{key}_ndc": "0143-9508-10",
+                                              f"{key}_unit": "ML", f"{key}_mg": "10",
                                               "esketamine_billing": "g_codes", "office_visit_code": "99214"})
     assert ok.status_code == 302
-    tid, _ = complete_session(app)
+    fresh(db)
+    assert db.get(BillingDrugProduct, vial.id).ndc == "00143950810"  # a 4-4-2 NDC padded to 5-4-2
+    tid, _ = complete_session(app, dose=35.0)
     fresh(db)
     line = db.exec(select(BillingCharge).where(BillingCharge.treatment_id == tid, BillingCharge.code == "96365")).one()
     assert line.amount_cents == 47_500
+    drug = db.exec(select(BillingCharge).where(BillingCharge.treatment_id == tid, BillingCharge.code == "J3490")).one()
+    assert (drug.ndc, drug.ndc_unit, drug.ndc_quantity) == ("00143950810", "ML", "3.5")  # 35 mg at 10 mg/mL
 
 
 def test_batch_cli_writes_year_of_superbills(app, db, tmp_path):
@@ -387,9 +408,12 @@ def test_batch_cli_writes_year_of_superbills(app, db, tmp_path):
     assert "Total charges (28)" in pdf_text(files[0].read_bytes())
 
 
-def test_superbill_rules_refuse_bad_lines(app, db):
-    """Add-on without primary, G-code with J0013, deleted code, J3490 without NDC, pointer past the list."""
-    from plugins.billing import service
+def test_claim_rules_refuse_bad_lines_before_billing_and_at_issue(app, db):
+    """Add-on without primary, G-code with J0013, deleted code, J3490 without NDC, pointer past the list:
+    refused when the lines are invoiced; lines billed before these rules (a placeholder NDC) are
+    refused again when a superbill would carry them."""
+    from plugins.billing import charges, superbills
+    from plugins.billing.money import next_number
     from core.models import Diagnosis, Provider
 
     patient = _portal_patient(db)
@@ -397,26 +421,44 @@ def test_superbill_rules_refuse_bad_lines(app, db):
         w = new_session(app.extensions["glia"].engine)
         clinic = w.get(Clinic, patient.clinic_id)
         provider = w.exec(select(Provider).where(Provider.clinic_id == clinic.id)).first()
-        w.add(Diagnosis(clinic_id=clinic.id, patient_id=patient.id, code="F33", description="category"))
         day = utcnow().date() + timedelta(days=3)
-        lines = []
-        for code, pointers, ndc in [("96366", "A", ""), ("G2082", "A", ""), ("J0013", "A", ""), ("99201", "A", ""),
-                                    ("J3490", "A", ""), ("96372", "Z", "")]:
+
+        def line(code, pointers="A", status="draft", **kw):
             c = BillingCharge(clinic_id=clinic.id, patient_id=patient.id, provider_id=provider.id, service_date=day,
-                              code=code, descriptor=code, unit_price_cents=1000, amount_cents=1000, ndc=ndc,
-                              pointers=pointers, created_at=utcnow())
+                              code=code, descriptor=code, unit_price_cents=1000, amount_cents=1000,
+                              pointers=pointers, status=status, created_at=utcnow(), **kw)
             w.add(c)
-            lines.append(c)
+            return c
+
+        drafts = [line(code, pointers) for code, pointers in [("96366", "A"), ("G2082", "A"), ("J0013", "A"),
+                                                              ("99201", "A"), ("J3490", "A"), ("96372", "Z")]]
         w.flush()
-        inv = service.create_invoice(w, clinic.id, patient.id, [c.id for c in lines], None)
-        service.record_payment(w, clinic.id, inv.id, amount_cents=inv.total_cents, method="cash", key="rules")
-        _data, errors = service.build_superbill(w, clinic, w.get(Patient, patient.id), day, day, "visit")
+        with pytest.raises(charges.LinesInvalid) as refused:
+            charges.create_invoice(w, clinic.id, patient.id, [c.id for c in drafts], None)
+        w.rollback()
+        text_ = refused.value.message
+        assert "add-on code 96366 needs its primary code (96365)" in text_
+        assert "G2082 already includes the drug; it cannot be billed with J0013" in text_
+        assert "99201 was deleted on 2021-01-01; use 99202 instead" in text_
+        assert "J3490 needs the dose given" in text_
+        assert "pointer Z is not a listed diagnosis" in text_
+
+        # lines billed before the claim rules: a placeholder NDC and a category diagnosis
+        w.add(Diagnosis(clinic_id=clinic.id, patient_id=patient.id, code="F33", description="category"))
+        inv = BillingInvoice(clinic_id=clinic.id, patient_id=patient.id, number=next_number(w, clinic.id, "invoice"),
+                             total_cents=2000, issued_at=utcnow())
+        w.add(inv)
+        w.flush()
+        line("96365", status="billed", invoice_id=inv.id)
+        line("J3490", status="billed", invoice_id=inv.id, ndc="00000000101", ndc_unit="ML", ndc_quantity="0.7",
+             dose="35 mg")
+        w.flush()
+        from plugins.billing.payments import record_payment
+
+        record_payment(w, clinic.id, inv.id, amount_cents=2000, method="cash", key="legacy")
+        _data, errors = superbills.build_superbill(w, clinic, w.get(Patient, patient.id), day, day, "visit")
         w.rollback()
         w.close()
     text_ = " ".join(message for message, _where in errors)
-    assert "add-on code 96366 needs its primary code (96365)" in text_
-    assert "G2082 already includes the drug; it cannot be billed with J0013" in text_
-    assert "99201 was deleted on 2021-01-01; use 99202 instead" in text_
-    assert "J3490 needs an NDC and a dose" in text_
-    assert "pointer Z is not a listed diagnosis" in text_
+    assert "J3490 needs the NDC of the product used, and NDC 00000-0001-01 is a placeholder" in text_
     assert "F33 is a category; choose a billable code under it" in text_

@@ -58,15 +58,16 @@ def patient_chart_panels(clinic, patient, user):
     """Balance and links on the chart, for the roles that handle money (no clinical data)."""
     if user.role.value not in BILLING_ROLES:
         return []
-    from core.db import get_session
-    from plugins.billing import service
-    from plugins.billing.models import BillingInvoice
     from sqlmodel import select
+
+    from core.db import get_session
+    from plugins.billing.models import BillingInvoice
+    from plugins.billing.payments import invoice_totals
 
     session = get_session()
     invoices = session.exec(select(BillingInvoice).where(BillingInvoice.clinic_id == clinic.id,
                                                          BillingInvoice.patient_id == patient.id)).all()
-    totals = service.invoice_totals(session, list(invoices))
+    totals = invoice_totals(session, list(invoices))
     balance = sum(t.balance for t in totals.values())
     html = render_template("billing/_chart_panel.html", patient=patient, balance=balance, invoices=len(invoices))
     return [Panel("Billing", Markup(html), order=80)]
@@ -83,10 +84,10 @@ def treatment_completed(clinic, treatment):
     """A discharged session becomes draft charge lines for a manager to review."""
     from core.db import get_session
     from core.plugin_state import settings_for
-    from plugins.billing import service
+    from plugins.billing.charges import draft_charges
 
     session = get_session()
-    service.draft_charges(session, clinic, treatment, settings_for(session, clinic, "billing"))
+    draft_charges(session, clinic, treatment, settings_for(session, clinic, "billing"))
 
 
 @hookimpl

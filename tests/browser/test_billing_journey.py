@@ -82,7 +82,7 @@ def test_session_to_invoice_payment_superbill_and_portal_download(page, live_ser
     screenshot(page, "billing-portal")
     with page.expect_download() as download:
         page.locator("a[href^='/billing/portal/superbills/']").first.click()
-    assert re.fullmatch(r"superbill-\d{6}\.pdf", download.value.suggested_filename)
+    assert re.fullmatch(r"superbill-SB-\d{6}\.pdf", download.value.suggested_filename)
     path = tmp_path / "superbill.pdf"
     download.value.save_as(path)
     patient = db.exec(select(Patient).where(Patient.mrn == "ST1000")).one()

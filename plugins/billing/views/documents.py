@@ -1,0 +1,200 @@
+"""Staff: issuing, viewing, voiding and sending superbills and Good Faith Estimates."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlmodel import select
+
+from core import audit
+from core.auth import staff
+from core.db import get_session
+from core.forms import Form
+from core.models import Modality, Provider, utcnow
+from core.plugin_state import settings_for
+from core.web import after_commit
+from plugins.billing import estimates, superbills
+from plugins.billing.documents import latest_in_chain, pdf_intact, void, voids
+from plugins.billing.errors import BillingError
+from plugins.billing.models import BillingEstimate, BillingPortalLink, BillingSuperbill
+from plugins.billing.money import local_date
+from plugins.billing.views import bp
+from plugins.billing.views.accounts import account_error
+from plugins.billing.views.common import DESK, MANAGERS, patient_of, scoped, send_stored, send_void_copy, signer
+
+SCOPES = ("visit", "month", "year")
+
+
+def _issue(patient, scope: str, day):
+    """Issue (or, after a void, reissue) the superbill of this period; errors go back to the account page."""
+    sb = superbills.issue_superbill(get_session(), g.clinic, patient, scope, day, current_user.id, signer=signer())
+    audit.record("billing.superbill_issued", object_type="billing_superbill", object_id=sb.id, patient_id=patient.id,
+                 detail=f"replaces {sb.replaces_id}" if sb.replaces_id else "")
+    after_commit("document_issued", clinic=g.clinic, document=sb)
+    return sb
+
+
+@bp.post("/patients/<int:pid>/superbills")
+@staff(*MANAGERS)
+def issue_superbill(pid: int):
+    patient = patient_of(pid)
+    form = Form(request.form)
+    scope = form.choice("scope", "period", SCOPES, required=False) or "visit"
+    day = form.date("date", "Date of service")
+    if not form.ok:
+        return account_error(patient, superbill_errors=[(m, "Issue superbill") for m in form.errors.values()])
+    try:
+        sb = _issue(patient, scope, day)
+    except superbills.SuperbillInvalid as exc:
+        return account_error(patient, superbill_errors=exc.errors)
+    except superbills.AlreadyIssued as exc:
+        return account_error(patient, 409, superbill_errors=[(exc.message, exc.existing.label)])
+    flash(f"Superbill {sb.label} issued.")
+    return redirect(url_for("billing.superbill", sid=sb.id))
+
+
+@bp.get("/superbills/<int:sid>")
+@staff(*DESK)
+def superbill(sid: int):
+    session = get_session()
+    sb = scoped(BillingSuperbill, sid, "billing_superbill")
+    patient = patient_of(sb.patient_id)
+    newest = latest_in_chain(session, BillingSuperbill, g.clinic.id, sb)
+    links = session.exec(select(BillingPortalLink).where(BillingPortalLink.clinic_id == g.clinic.id,
+                                                         BillingPortalLink.document_type == "superbill",
+                                                         BillingPortalLink.document_id == sb.id)).all()
+    audit.record("billing.superbill_view", object_type="billing_superbill", object_id=sb.id, patient_id=patient.id)
+    return render_template("billing/superbill.html", sb=sb, patient=patient,
+                           void=voids(session, g.clinic.id, "superbill", [sb.id]).get(sb.id),
+                           replaced_by=newest if newest.id != sb.id else None,
+                           replaces=session.get(BillingSuperbill, sb.replaces_id) if sb.replaces_id else None,
+                           links=links, intact=pdf_intact(sb))
+
+
+@bp.get("/superbills/<int:sid>.pdf")
+@staff(*DESK)
+def superbill_pdf(sid: int):
+    session = get_session()
+    sb = scoped(BillingSuperbill, sid, "billing_superbill")
+    name = f"superbill-{sb.label}.pdf"
+    if voids(session, g.clinic.id, "superbill", [sb.id]):
+        return send_void_copy(sb, "billing_superbill", name, lambda: superbills.void_marked(session, g.clinic, sb))
+    return send_stored(sb, "billing_superbill", name)
+
+
+@bp.post("/superbills/<int:sid>/void")
+@staff(*MANAGERS)
+def void_superbill(sid: int):
+    """Void (the row stays as issued) and by default reissue from today's records as the next revision."""
+    session = get_session()
+    sb = scoped(BillingSuperbill, sid, "billing_superbill")
+    patient = patient_of(sb.patient_id)
+    try:
+        void(session, g.clinic.id, "superbill", sb.id, request.form.get("reason", ""), current_user.id)
+    except BillingError as exc:
+        return account_error(patient, exc.status, superbill_errors=[(exc.message, sb.label)])
+    audit.record("billing.superbill_voided", object_type="billing_superbill", object_id=sb.id, patient_id=patient.id)
+    if not request.form.get("reissue"):
+        flash(f"{sb.label} voided.")
+        return redirect(url_for("billing.superbill", sid=sb.id))
+    try:
+        new = _issue(patient, sb.scope, sb.period_start)
+    except superbills.SuperbillInvalid as exc:
+        return account_error(patient, superbill_errors=exc.errors)
+    flash(f"{sb.label} voided and reissued as {new.label}.")
+    return redirect(url_for("billing.superbill", sid=new.id))
+
+
+@bp.post("/superbills/<int:sid>/send-link")
+@staff(*DESK)
+def send_link(sid: int):
+    """Tell the patient the superbill waits in the portal, instead of mailing an attachment."""
+    session = get_session()
+    sb = scoped(BillingSuperbill, sid, "billing_superbill")
+    if voids(session, g.clinic.id, "superbill", [sb.id]):
+        flash(f"{sb.label} is void: send the link of its replacement instead.")
+        return redirect(url_for("billing.superbill", sid=sb.id))
+    session.add(BillingPortalLink(clinic_id=g.clinic.id, patient_id=sb.patient_id, document_type="superbill",
+                                  document_id=sb.id, sent_at=utcnow(), sent_by_id=current_user.id))
+    session.flush()
+    audit.record("billing.portal_link_sent", object_type="billing_superbill", object_id=sb.id,
+                 patient_id=sb.patient_id)
+    flash("Portal link recorded: the patient can download this superbill from the portal.")
+    return redirect(url_for("billing.superbill", sid=sb.id))
+
+
+# -- Good Faith Estimates ------------------------------------------------------------------------
+
+@bp.post("/patients/<int:pid>/estimates")
+@staff(*MANAGERS)
+def issue_estimate(pid: int):
+    session = get_session()
+    clinic = g.clinic
+    patient = patient_of(pid)
+    form = Form(request.form)
+    providers = {str(p.id): p for p in session.exec(select(Provider).where(Provider.clinic_id == clinic.id)).all()}
+    provider_id = form.choice("provider_id", "provider who will treat the patient", providers)
+    modality_value = form.choice("modality", "treatment", {m.value for m in Modality})
+    modality = Modality(modality_value) if modality_value else None
+    spravato = modality == Modality.esketamine_nasal
+    sessions = form.number("sessions", "Sessions", 1, 24, required=not spravato)
+    if "sessions" in form.errors:
+        form.errors["sessions"] = "Sessions: a whole number from 1 to 24."
+    elif spravato and sessions not in (None, 8):
+        form.errors["sessions"] = (f"{estimates.induction_text()}: leave Sessions empty or enter 8; maintenance "
+                                   f"is estimated separately.")
+    dose = form.number("dose_mg", "Planned dose (mg)", 1, 1000, required=spravato, integer=False)
+    evaluation = form.choice("evaluation_code", "evaluation", {"90791", "90792"}, required=False) or ""
+    today = local_date(clinic, None)
+    first = form.date("first_date", "First session")
+    if first and first < today:
+        form.errors["first_date"] = "First session: the date has passed; give the planned date."
+    live = {str(e.id): e for e in session.exec(select(BillingEstimate).where(
+        BillingEstimate.clinic_id == clinic.id, BillingEstimate.patient_id == patient.id)).all()}
+    for dead in voids(session, clinic.id, "estimate", [int(i) for i in live]):
+        live.pop(str(dead))
+    replaces_id = form.choice("replaces_id", "estimate to replace", live, required=False)
+    data = None
+    if form.ok:
+        try:
+            data = estimates.build_estimate(
+                session, clinic, patient, providers[provider_id], modality=modality, sessions=sessions, dose_mg=dose,
+                minutes=50 if modality == Modality.iv_ketamine else None, evaluation_code=evaluation,
+                first_service=first, requested=form.checked("requested"),
+                settings=settings_for(session, clinic, "billing"), today=today)
+        except BillingError as exc:
+            form.errors["dose_mg"] = exc.message
+    if not form.ok:
+        return account_error(patient, form_errors=form.errors, values=form.values)
+    est = estimates.issue_estimate(session, clinic, patient, data, current_user.id,
+                                   replaces=live[replaces_id] if replaces_id else None)
+    audit.record("billing.estimate_issued", object_type="billing_estimate", object_id=est.id, patient_id=patient.id,
+                 detail=f"replaces {est.replaces_id}" if est.replaces_id else "")
+    after_commit("document_issued", clinic=clinic, document=est)
+    flash(f"Good Faith Estimate issued; give it to the patient by {est.due_date.strftime('%m/%d/%Y')}.")
+    return redirect(url_for("billing.account", pid=patient.id))
+
+
+@bp.post("/estimates/<int:eid>/void")
+@staff(*MANAGERS)
+def void_estimate(eid: int):
+    session = get_session()
+    est = scoped(BillingEstimate, eid, "billing_estimate")
+    patient = patient_of(est.patient_id)
+    try:
+        void(session, g.clinic.id, "estimate", est.id, request.form.get("reason", ""), current_user.id)
+    except BillingError as exc:
+        return account_error(patient, exc.status, form_errors={"void": exc.message})
+    audit.record("billing.estimate_voided", object_type="billing_estimate", object_id=est.id, patient_id=patient.id)
+    flash("Good Faith Estimate voided.")
+    return redirect(url_for("billing.account", pid=patient.id))
+
+
+@bp.get("/estimates/<int:eid>.pdf")
+@staff(*DESK)
+def estimate_pdf(eid: int):
+    session = get_session()
+    est = scoped(BillingEstimate, eid, "billing_estimate")
+    name = f"good-faith-estimate-{est.id:06d}.pdf"
+    if voids(session, g.clinic.id, "estimate", [est.id]):
+        return send_void_copy(est, "billing_estimate", name, lambda: estimates.void_marked(session, g.clinic, est))
+    return send_stored(est, "billing_estimate", name)
