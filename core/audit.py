@@ -71,11 +71,13 @@ def append(session: Session, action: str, *, object_type: str = "", object_id=No
     return event
 
 
-def record(action: str, **kw) -> AuditEvent:
-    """Audit inside the current request's transaction."""
-    from core.db import get_session
+def record(action: str, **kw) -> None:
+    """Audit inside the current request's transaction; a read-only request writes the row in
+    its closing write transaction, before the response is sent (core.db.later)."""
+    from core.db import later
 
-    return append(get_session(), action, **kw)
+    kw.setdefault("actor", current_actor())  # who is asking, read now, while the user is loaded
+    later(lambda session: append(session, action, **kw))
 
 
 def record_denied(action: str, **kw) -> None:

@@ -16,9 +16,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 
-from core.db import get_session
+from core.db import get_session, later
 from core.models import STAFF_ROLES, Clinic, Membership, Patient, Role, User, UserSession, utcnow
 
 hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -146,23 +148,28 @@ def _load_user(user_id: str):
     idle = timedelta(minutes=cfg["GLIA_IDLE_MINUTES"])
     absolute = timedelta(hours=cfg["GLIA_ABSOLUTE_HOURS"])
     if now - us.last_seen_at > idle or now - us.created_at > absolute:
-        us.ended_at = now
-        db.add(us)
+        _touch(us, ended_at=now)
         return None
     user = db.get(User, us.user_id)
     revoked = (user is not None and user.is_staff and us.clinic_id is not None
                and db.get(Membership, (user.id, us.clinic_id)) is None)
     if user is None or not user.active or revoked:
-        us.ended_at = now
-        db.add(us)
+        _touch(us, ended_at=now)
         return None
     if now - us.last_seen_at > timedelta(seconds=30):
-        us.last_seen_at = now
-        db.add(us)
+        _touch(us, last_seen_at=now)
     g.user_session = us
     if us.clinic_id is not None:
         g.clinic = db.get(Clinic, us.clinic_id)
     return user
+
+
+def _touch(us: UserSession, **values) -> None:
+    """Update the sign-in session row; a read-only request writes it as it finishes."""
+    sid = us.id  # read now: the read-only transaction has ended when the queued write runs
+    for name, value in values.items():
+        set_committed_value(us, name, value)
+    later(lambda s: s.exec(update(UserSession).where(UserSession.id == sid).values(**values)))
 
 
 def start_session(user: User, clinic_id: int | None) -> UserSession:

@@ -5,6 +5,16 @@ transactions start with BEGIN IMMEDIATE, taking the write lock up front, because
 SQLAlchemy ignores FOR UPDATE there and a read that later writes could otherwise fail;
 read-only sessions ask for a deferred BEGIN instead.
 
+Requests: a GET or HEAD only reads. Its session is deferred on SQLite (ordinary on
+PostgreSQL), so it never holds a write lock and never waits for one. What such a request
+must still write (its audit rows, the sign-in session's last-seen time) is queued with
+``later()`` and written in one short write transaction when the view has finished, before
+the response leaves; if that transaction fails, the response is the error page. This
+avoids SQLite WAL's trap: a deferred transaction that has read and then tries to write
+fails with SQLITE_BUSY (busy_snapshot) whenever another connection wrote meanwhile, and
+busy_timeout does not help. Other methods (and GET views marked ``@writes``) change data:
+they begin IMMEDIATE on SQLite, so their read-then-write cannot fail that way.
+
 Engines hide bound parameters from SQLAlchemy's error messages and logs: they are patient
 data, and an IntegrityError's text ends up in tracebacks.
 """
@@ -82,11 +92,54 @@ def session_scope(engine: Engine, *, write: bool = True):
         session.close()
 
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LATER = "glia_later"  # session.info key: writes queued by a read-only request
+
+
+def writes(view):
+    """Mark a GET view that changes data: its request gets a write session from the start."""
+    view.glia_writes = True
+    return view
+
+
+def begin_request() -> None:
+    """before_request (first): decide whether this request only reads."""
+    from flask import request
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    g.db_reads_only = request.method in READ_METHODS and not getattr(view, "glia_writes", False)
+
+
 def get_session() -> Session:
     """The request's session, opened on first use and closed at teardown."""
     if "db" not in g:
-        g.db = new_session(current_app.extensions["glia"].engine, write=True)
+        reads_only = g.get("db_reads_only", False)
+        g.db = new_session(current_app.extensions["glia"].engine, write=not reads_only)
+        if reads_only:
+            g.db.info[_LATER] = []
     return g.db
+
+
+@event.listens_for(Session, "before_flush")
+def _read_only_flush(session, _context, _instances):
+    """A read-only request that changes rows directly risks SQLITE_BUSY under load: say where."""
+    if _LATER in session.info and (session.new or session.dirty or session.deleted):
+        from flask import request
+
+        current_app.logger.warning("GET view %s changed rows in its read transaction; use later() or "
+                                   "mark it @writes", request.endpoint)
+
+
+def later(write) -> None:
+    """Run ``write(session)`` in the current transaction, or, in a read-only request, queue it
+    for the short write transaction that ends the request (atomic with nothing it read, but
+    committed before the response is sent)."""
+    session = get_session()
+    queued = session.info.get(_LATER)
+    if queued is None:
+        write(session)
+    else:
+        queued.append(write)
 
 
 @contextmanager
@@ -112,14 +165,23 @@ def bound(session: Session):
 
 
 def finish_request_session(commit: bool) -> bool:
-    """Commit (or roll back) the request's work before the response leaves; True if committed."""
+    """Commit (or roll back) the request's work before the response leaves; True if committed.
+
+    A read-only request ends its read transaction first, then writes what it queued with
+    ``later()`` in a transaction of its own, holding the write lock only for those inserts.
+    """
     session = g.get("db")
     if session is None:
         return commit
+    queued = session.info.pop(_LATER, None)
     if commit:
         session.commit()
     else:
         session.rollback()
+    if commit and queued:
+        with session_scope(session.get_bind()) as own:
+            for write in queued:
+                write(own)
     return commit
 
 

@@ -41,6 +41,7 @@ def init_app(app: Flask) -> None:
 
     # order matters: the guard 404s only signed-in users, so an anonymous request to any
     # plugin route (enabled or not) reaches enforce_access and is sent to the login page
+    app.before_request(db.begin_request)  # first: whether this request only reads
     app.before_request(_guard_disabled_plugin)
     app.before_request(auth.enforce_access)
     app.after_request(_finish)
