@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -36,6 +37,19 @@ def browser_type_launch_args():
 @pytest.fixture(scope="session")
 def browser_context_args():
     return {"accept_downloads": True, "viewport": {"width": 1180, "height": 820}}
+
+
+# CI shares two cores with a PostgreSQL server and a second test pass: a page that takes 30 s
+# there is slow, not broken. Generous waits keep the journeys about behaviour, not load.
+WAIT_MS = 90_000
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture
+def context(context):
+    context.set_default_timeout(WAIT_MS)
+    context.set_default_navigation_timeout(WAIT_MS)
+    return context
 
 
 @pytest.fixture
