@@ -76,7 +76,10 @@ def treatment_blockers(clinic, patient, treatment):
 
 @hookspec
 def letter_sections(clinic, patient, recipient):
-    """Return a list of ``LetterSection`` for a care-coordination letter about ``patient``."""
+    """Return a list of ``LetterSection`` for a care-coordination letter about ``patient``.
+
+    A section that raises is shown as failed on the preview, and the letter cannot be signed until it renders.
+    """
 
 
 @hookspec

@@ -79,13 +79,13 @@ def test_discharge_completing_the_induction_makes_a_progress_letter_due(app, cli
     card = widget(client.get("/").text)
     assert patient.display_name in card and "Progress letter" in card
     chart = client.get(f"/patients/{patient.id}").text
-    assert "Care-coordination letters" in chart and "Progress update after the induction series due" in chart
+    assert "Care-coordination letters" in chart and "Progress update due" in chart
 
     sign_new_letter(app, client, patient.id, psychiatrist, "progress", fresh)
     assert fresh().get(CoordinationDue, due.id).resolution == "signed"
     assert patient.display_name not in widget(client.get("/").text)
     chart = client.get(f"/patients/{patient.id}").text
-    assert "Progress update after the induction series due" not in chart and "signed, not sent" in chart
+    assert "Progress update due" not in chart and "signed, not sent" in chart
 
 
 def test_new_interacting_medication_raises_a_concern_until_written_or_dismissed(app, client, db, fresh):

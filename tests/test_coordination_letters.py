@@ -2,95 +2,21 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from datetime import date, timedelta
 
-import pytest
-from pypdf import PdfReader
 from sqlalchemy import text
 from sqlmodel import func, select
 
 from core.db import new_session
 from core.dosing import dose_text
-from core.models import (AuditEvent, CareTeamMember, Clinic, ClinicianKind, Instrument, Medication, Modality,
-                         OutcomeScore, OutsideClinician, Patient, Sensitivity, SessionStatus, TreatmentSession)
+from core.models import AuditEvent, Instrument, Medication, Modality, OutcomeScore, Sensitivity
 from plugins.coordination.compose import clinic_today
 from plugins.coordination.models import (CoordinationDisclosure, CoordinationDocument, CoordinationLetter,
                                          CoordinationPermission)
+from tests.coordination_support import (audit_count, benzo_patient, clinic, fresh, pdf_text,  # noqa: F401 - fixture
+                                        save, sign, treated_patient, version_of, write_letter)
 from tests.support import login, post
-
-
-@pytest.fixture
-def fresh(app):
-    """fresh() -> a new read session that sees everything requests committed so far."""
-    sessions = []
-
-    def make():
-        sessions.append(new_session(app.extensions["glia"].engine, write=False))
-        return sessions[-1]
-
-    yield make
-    for s in sessions:
-        s.close()
-
-
-def pdf_text(data: bytes) -> str:
-    return " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(data)).pages)
-
-
-def clinic(db, slug="stillwater") -> Clinic:
-    return db.exec(select(Clinic).where(Clinic.slug == slug)).one()
-
-
-def benzo_patient(db, slug="stillwater") -> tuple[Patient, Medication, int]:
-    """A patient on a current benzodiazepine, with a psychiatrist and no letters yet."""
-    c = clinic(db, slug)
-    lettered = select(CoordinationDocument.patient_id)
-    row = db.exec(select(Patient, Medication, CareTeamMember.clinician_id)
-                  .join(Medication, Medication.patient_id == Patient.id)
-                  .join(CareTeamMember, CareTeamMember.patient_id == Patient.id)
-                  .where(Patient.clinic_id == c.id, Medication.drug_class == "benzodiazepine",
-                         Medication.is_trial.is_(False), Medication.stop_date.is_(None),
-                         CareTeamMember.role == ClinicianKind.psychiatrist, Patient.id.not_in(lettered))
-                  .order_by(Patient.id)).first()
-    assert row is not None
-    return row
-
-
-def write_letter(app, client, patient_id, recipient_id, kind="progress", **fields) -> int:
-    resp = post(app, client, f"/coordination/patients/{patient_id}/letters", {"kind": kind, "recipient_id": recipient_id})
-    assert resp.status_code == 302, resp.text
-    letter_id = int(re.search(r"/letters/(\d+)", resp.headers["Location"]).group(1))
-    if fields:
-        save(app, client, letter_id, **fields)
-    return letter_id
-
-
-def version_of(app, letter_id) -> int:
-    with new_session(app.extensions["glia"].engine, write=False) as s:
-        return s.get(CoordinationLetter, letter_id).version
-
-
-def save(app, client, letter_id, expect=302, **fields):
-    data = {"version": version_of(app, letter_id), "opening": "Opening words.", "closing": "Kind regards.", **fields}
-    resp = post(app, client, f"/coordination/letters/{letter_id}", data)
-    assert resp.status_code == expect, resp.text
-    return resp
-
-
-def sign(app, client, letter_id) -> bytes:
-    assert client.get(f"/coordination/letters/{letter_id}/preview").status_code == 200
-    resp = post(app, client, f"/coordination/letters/{letter_id}/sign", {"version": version_of(app, letter_id)})
-    assert resp.status_code == 302, resp.text
-    pdf = client.get(f"/coordination/letters/{letter_id}/pdf")
-    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
-    return pdf.data
-
-
-def audit_count(app, action: str) -> int:
-    with new_session(app.extensions["glia"].engine, write=False) as s:
-        return s.exec(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)).one()
 
 
 def test_progress_letter_pdf_carries_the_chart_signed_and_immutable(app, client, db, fresh):
@@ -214,7 +140,17 @@ def test_privacy_sensitive_data_needs_an_authorization(app, client, db, fresh):
     second = write_letter(app, client, patient.id, psychiatrist, include_part2="1", include_psychotherapy_notes="1",
                           psychotherapy_note="Private session content.")
     body = pdf_text(sign(app, client, second))
-    assert "Buprenorphine-naloxone" in body and "42 CFR part 2" in body and "re-disclosure" in body.lower()
+    assert "Buprenorphine-naloxone" in body and "42 CFR part 2" in body
+    # 42 CFR 2.32(a)(1) as amended in February 2024, in the regulation's own words
+    assert "Notice to accompany disclosure" in body
+    assert "in any civil, criminal, administrative, or legislative proceedings by any Federal, State, or local authority" in body
+    assert "unless at least one of the following applies" in body
+    assert ("expressly permitted by the written consent of the individual whose information is being disclosed in this "
+            "record or as otherwise permitted by 42 CFR part 2") in body
+    assert "You are a covered entity or business associate and have received the record for treatment, payment" in body
+    assert "You have received the record from a covered entity or business associate as permitted by 45 CFR part 164" in body
+    assert "NOT sufficient to meet the required elements of written consent to further use or redisclose" in body
+    assert "NOT sufficient for this purpose" not in body  # the pre-2024 notice
     assert "Hydroxyzine" not in body and "Private session content" not in body
     db = fresh()
     doc = db.exec(select(CoordinationDocument).order_by(CoordinationDocument.id.desc())).first()
@@ -319,23 +255,6 @@ def test_disabled_for_a_clinic_its_pages_answer_404(app, client, db):
     harbor = app.test_client()
     login(app, harbor, "harbor.clinician")
     assert harbor.get("/coordination/").status_code == 200
-
-
-def treated_patient(db, slug: str, modality: Modality) -> tuple[Patient, int, list[TreatmentSession]]:
-    """A patient with completed sessions of ``modality``, their psychiatrist, and those sessions in order."""
-    c = clinic(db, slug)
-    treated = select(TreatmentSession.patient_id).where(
-        TreatmentSession.clinic_id == c.id, TreatmentSession.modality == modality,
-        TreatmentSession.status == SessionStatus.discharged)
-    patient, psychiatrist = db.exec(select(Patient, CareTeamMember.clinician_id)
-                                    .join(CareTeamMember, CareTeamMember.patient_id == Patient.id)
-                                    .where(Patient.clinic_id == c.id, Patient.id.in_(treated),
-                                           CareTeamMember.role == ClinicianKind.psychiatrist)
-                                    .order_by(Patient.id)).first()
-    done = db.exec(select(TreatmentSession).where(
-        TreatmentSession.clinic_id == c.id, TreatmentSession.patient_id == patient.id,
-        TreatmentSession.status == SessionStatus.discharged).order_by(TreatmentSession.started_at)).all()
-    return patient, psychiatrist, done
 
 
 def test_letter_to_the_psychiatrist_gives_iv_doses_in_mg_and_mg_per_kg(app, client, db):

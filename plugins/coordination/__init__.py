@@ -36,7 +36,9 @@ def register_settings():
                 help="When on, a letter can only be marked as sent to a recipient the patient has agreed to "
                      "(a permission on file, not expired or revoked)."),
         Setting("induction_sessions", "Sessions in an induction series", 6,
-                help="After this many completed sessions a progress letter to the psychiatrist becomes due."),
+                help="After this many completed ketamine sessions a progress letter to the psychiatrist becomes due."),
+        Setting("esketamine_induction_sessions", "Sessions in an esketamine induction series", 8,
+                help="The Spravato label's induction: twice weekly in weeks 1-4."),
         Setting("letter_overrides", "The clinic's own wording per letter kind", {},
                 help="Opening, requests and closing text per letter kind, over the shipped defaults."),
     ]

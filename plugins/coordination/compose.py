@@ -1,85 +1,32 @@
 """Fills a care-coordination letter from the chart.
 
 Everything here reads the database for one clinic and returns plain values for the letter
-template, so the HTML preview and the signed PDF come from exactly the same context.
+template, so the HTML preview and the signed PDF come from exactly the same context. Every
+statement about where the patient stands (sessions, the induction series, an item-9 answer and
+its review, a medication raised with the prescriber) is worked out here from a record.
 Sensitive data (psychotherapy notes, 42 CFR Part 2 records) only enters the context when the
 letter asks for it AND an active permission for this recipient covers it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import lru_cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
 from core import scoring
 from core.dosing import dose_text
-from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instrument, Medication,
-                         OutcomeScore, OutsideClinician, Patient, Provider, Sensitivity, SessionStatus,
-                         SideEffect, TreatmentSession, User, VitalPhase, VitalSign)
-from plugins.coordination.models import CoordinationLetter, CoordinationPermission
+from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instrument, Medication, OutcomeScore,
+                         OutsideClinician, Patient, Provider, Sensitivity, SessionStatus, SideEffect,
+                         TreatmentSession, User, VitalPhase, VitalSign, utcnow)
+from plugins.coordination import wording
+from plugins.coordination.models import CoordinationDocument, CoordinationLetter, CoordinationPermission
+from plugins.coordination.wording import is_flagged, kinds, match_rule, shipped_kinds  # noqa: F401 - re-exported
 
-DATA = Path(__file__).resolve().parent / "data"
 FREE_TEXT = ("opening", "plan", "psychotherapy", "crisis_plan", "requests", "closing", "psychotherapy_note")
 FIELD_LIMIT = 4000
-SCHEDULES = {
-    "iv_ketamine": "Induction: 6 IV infusions over 2-3 weeks, then maintenance infusions as needed.",
-    "im_ketamine": "Induction: 6 IM sessions over 2-3 weeks, then maintenance as needed.",
-    "esketamine_nasal": "Induction: twice weekly for 4 weeks, weekly in weeks 5-8, then weekly or every 2 weeks "
-                        "(REMS: 2 hours of observation after each dose).",
-    "sublingual": "Induction: supervised sublingual sessions as planned with the prescriber.",
-}
-PART2_NOTICE = (
-    "This record which has been disclosed to you is protected by federal confidentiality rules (42 CFR part 2). "
-    "These rules prohibit you from using or disclosing this record, or testimony that describes the information "
-    "contained in this record, in any civil, criminal, administrative, or legislative proceedings against the "
-    "patient, unless authorized by the consent of the patient, except as provided at 42 CFR 2.12(c)(5) or as "
-    "authorized by a court in accordance with 42 CFR 2.64 or 2.65. In addition, the federal rules prohibit you "
-    "from making any other use or disclosure of this record unless at least one of the following applies: "
-    "further use or disclosure is expressly permitted by the written consent of the individual whose information "
-    "is being disclosed in this record or as otherwise permitted by 42 CFR part 2. A general authorization for "
-    "the release of medical or other information is NOT sufficient for this purpose (42 CFR 2.31).")
-CONFIDENTIALITY = (
-    "Confidential health information, shared with you for the patient's treatment (45 CFR 164.506(c)). "
-    "If you received this letter in error, please tell us and destroy it.")
-
-
-@lru_cache(maxsize=1)
-def rules() -> tuple[dict, ...]:
-    return tuple(json.loads((DATA / "interaction_rules.json").read_text(encoding="utf-8"))["rules"])
-
-
-@lru_cache(maxsize=1)
-def shipped_kinds() -> dict:
-    return json.loads((DATA / "letter_kinds.json").read_text(encoding="utf-8"))["kinds"]
-
-
-def kinds(settings: dict) -> dict:
-    """The shipped letter kinds with the clinic's saved wording laid over them."""
-    overrides = settings.get("letter_overrides") or {}
-    return {key: {**spec, **{k: v for k, v in (overrides.get(key) or {}).items() if k in spec and v}}
-            for key, spec in shipped_kinds().items()}
-
-
-def match_rule(med: Medication) -> dict | None:
-    """The first rule whose drug class or one of whose names fits this medication."""
-    cls = (med.drug_class or "").strip().lower()
-    name = (med.name or "").lower()
-    for rule in rules():
-        if cls and cls in rule["classes"]:
-            return rule
-        if any(n in name for n in rule["names"]):
-            return rule
-    return None
-
-
-def is_flagged(med: Medication) -> bool:
-    rule = match_rule(med)
-    return rule is not None and rule["level"] == "concern"
+UPCOMING = (SessionStatus.scheduled, SessionStatus.checked_in)
 
 
 def clinic_today(clinic: Clinic) -> date:
@@ -92,6 +39,15 @@ def local_day(clinic: Clinic, moment: datetime | None) -> date | None:
 
 def fmt_day(day: date | None) -> str:
     return day.strftime("%b %d, %Y").replace(" 0", " ") if day else ""
+
+
+def fmt_moment(clinic: Clinic, moment: datetime | None) -> str:
+    """A time as the clinic reads it: "Dec 1, 2026 at 9:05 AM PST"."""
+    if moment is None:
+        return ""
+    local = moment.astimezone(ZoneInfo(clinic.timezone))
+    clock = local.strftime("%I:%M %p").lstrip("0")
+    return f"{fmt_day(local.date())} at {clock} {local.tzname()}"
 
 
 def active_permissions(session: Session, clinic: Clinic, patient_id: int, recipient_id: int,
@@ -122,13 +78,16 @@ def allowed_for(letter: CoordinationLetter, permissions: list[CoordinationPermis
         part2=letter.include_part2 and any(p.covers_part2 for p in permissions))
 
 
-def default_fields(spec: dict, patient: Patient, latest_modality: str | None) -> dict:
-    return {"opening": spec["opening"], "plan": SCHEDULES.get(latest_modality or "", ""),
-            "psychotherapy": "", "crisis_plan": "", "requests": spec["requests"], "closing": spec["closing"],
-            "psychotherapy_note": "", "next_review": ""}
+def current_modality(session: Session, clinic: Clinic, patient_id: int) -> str | None:
+    """The modality of the patient's latest session (done or booked): what the letter is about."""
+    row = session.exec(select(TreatmentSession.modality).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id,
+        TreatmentSession.status.not_in([SessionStatus.cancelled, SessionStatus.no_show]))
+        .order_by(TreatmentSession.scheduled_at.desc()).limit(1)).first()
+    return row.value if row else None
 
 
-def compose(session: Session, clinic: Clinic, letter: CoordinationLetter, *, spec: dict,
+def compose(session: Session, clinic: Clinic, letter: CoordinationLetter, *, spec: dict, settings: dict,
             signer: User | None, extra_sections: list | None = None) -> dict:
     """The whole letter as template context."""
     patient = session.exec(select(Patient).where(Patient.id == letter.patient_id,
@@ -145,19 +104,25 @@ def compose(session: Session, clinic: Clinic, letter: CoordinationLetter, *, spe
         left_out[sensitivity.value] = left_out.get(sensitivity.value, 0) + 1
         return False
 
+    modality = current_modality(session, clinic, patient.id)
+    drug = wording.drug_for(modality)
+    prescriber = wording.is_prescriber(recipient.kind)
     diagnoses = session.exec(select(Diagnosis).where(
         Diagnosis.clinic_id == clinic.id, Diagnosis.patient_id == patient.id, Diagnosis.resolved_on.is_(None))
         .order_by(Diagnosis.is_primary.desc(), Diagnosis.code)).all()
-    meds = session.exec(select(Medication).where(
+    all_meds = session.exec(select(Medication).where(
         Medication.clinic_id == clinic.id, Medication.patient_id == patient.id)
         .order_by(Medication.start_date, Medication.id)).all()
-    meds = [m for m in meds if keep(m.sensitivity)]
+    meds = [m for m in all_meds if keep(m.sensitivity)]
     trials = [m for m in meds if m.is_trial]
+    raised = _raised_with_prescriber(session, clinic, patient.id)
     current = []
     for m in meds:
         if m.current:
             rule = match_rule(m)
-            current.append({"med": m, "rule": rule, "flagged": bool(rule and rule["level"] == "concern")})
+            note = wording.rule_note(rule, drug) if rule else None
+            current.append({"med": m, "rule": note, "flagged": bool(note and note["level"] == "concern"),
+                            "raised": raised.get(m.id)})
     flagged = [c for c in current if c["flagged"]]
 
     sessions = _sessions(session, clinic, patient)
@@ -186,19 +151,36 @@ def compose(session: Session, clinic: Clinic, letter: CoordinationLetter, *, spe
     baseline = phq[0]["total"] if phq else None
     context = {
         "clinic": clinic, "letter": letter, "spec": spec, "today": fmt_day(today), "patient": patient,
-        "patient_dob": fmt_day(patient.dob), "recipient": recipient,
+        "patient_dob": fmt_day(patient.dob), "recipient": recipient, "drug": drug, "prescriber": prescriber,
+        "purpose": wording.fill(spec["purpose"], drug=drug),
         "diagnoses": diagnoses, "trials": trials, "current": current, "flagged": flagged,
+        "withheld_meds": len(all_meds) - len(meds),
         "sessions": sessions, "plan": _plan(sessions),
-        "scores": scores, "chart": trend_chart(scores),
+        "course": _course(session, clinic, patient, sessions, wording.induction_size(settings, modality)),
+        "scores": scores, "chart": trend_chart(scores), "item9": _item9(session, clinic, phq),
         "response": scoring.response_status(baseline, latest_phq["total"] if latest_phq else None),
         "therapy": therapy, "latest_phq": latest_phq, "fields": fields,
         "next_review": fmt_day(next_review), "signer": signer, "provider": provider,
         "part2_included": allowed.part2 and any(m.sensitivity == Sensitivity.part2 for m in meds),
-        "left_out": left_out, "part2_notice": PART2_NOTICE, "confidentiality": CONFIDENTIALITY,
+        "left_out": left_out, "part2_notice": wording.PART2_NOTICE, "part2_cases": wording.PART2_CASES,
+        "part2_closing": wording.PART2_CLOSING, "confidentiality": wording.CONFIDENTIALITY,
         "extra_sections": extra_sections or [],
     }
     context["contents"] = describe(context)
+    context["missing"] = missing(spec, context)
     return context
+
+
+def missing(spec: dict, ctx: dict) -> list[str]:
+    """What this kind of letter needs before it may be signed, and lacks (shown on the preview)."""
+    out = []
+    needs = spec.get("needs", [])
+    if "plan" in needs and not ctx["fields"].get("plan", "").strip():
+        out.append(f"A {spec['label'].lower()} letter needs the plan: write it under \"Treatment plan and schedule\".")
+    if "concern" in needs and not ctx["flagged"] and not ctx["fields"].get("requests", "").strip():
+        out.append("No current medication is flagged: write the medication question under \"Requested actions\", "
+                   "or discard this draft.")
+    return out
 
 
 def describe(ctx: dict) -> str:
@@ -214,6 +196,45 @@ def describe(ctx: dict) -> str:
         parts.append("42 CFR Part 2 records (authorized, with re-disclosure notice)")
     parts += [s.title for s in ctx["extra_sections"]]
     return "; ".join(parts)[:1000]
+
+
+def _course(session: Session, clinic: Clinic, patient: Patient, sessions: list[dict], needed: int) -> dict:
+    """Where the series stands, from the discharged sessions and the next one booked."""
+    upcoming = session.exec(select(TreatmentSession.scheduled_at).where(
+        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id,
+        TreatmentSession.status.in_(UPCOMING), TreatmentSession.scheduled_at >= utcnow())
+        .order_by(TreatmentSession.scheduled_at).limit(1)).first()
+    done = len(sessions)
+    return {"done": done, "needed": needed, "complete": done >= needed,
+            "first": sessions[0]["date"] if sessions else "", "last": sessions[-1]["date"] if sessions else "",
+            "completed_on": sessions[needed - 1]["date"] if done >= needed else "",
+            "next": fmt_day(local_day(clinic, upcoming))}
+
+
+def _item9(session: Session, clinic: Clinic, phq: list[dict]) -> list[dict]:
+    """Every PHQ-9 item-9 answer above 0, newest first, with who reviewed it and when (or nobody yet)."""
+    positive = [s for s in phq if s["item9"]]
+    reviewers = {}
+    ids = {s["reviewed_by_id"] for s in positive if s["reviewed_by_id"]}
+    if ids:
+        reviewers = dict(session.exec(select(User.id, User.name).where(User.id.in_(ids))).all())
+    return [{**s, "reviewer": reviewers.get(s["reviewed_by_id"], "") if s["reviewed_by_id"] else "",
+             "reviewed": fmt_moment(clinic, s["reviewed_at"]) if s["reviewed_by_id"] else ""}
+            for s in reversed(positive)]
+
+
+def _raised_with_prescriber(session: Session, clinic: Clinic, patient_id: int) -> dict[int, dict]:
+    """Medication id -> the latest signed letter to a prescriber that flagged it (who, when)."""
+    rows = session.exec(select(CoordinationDocument.flagged_medication_ids, CoordinationDocument.signed_at,
+                               OutsideClinician.name).join(
+        OutsideClinician, OutsideClinician.id == CoordinationDocument.recipient_id).where(
+        CoordinationDocument.clinic_id == clinic.id, CoordinationDocument.patient_id == patient_id,
+        OutsideClinician.kind.in_(wording.PRESCRIBERS)).order_by(CoordinationDocument.signed_at)).all()
+    out = {}
+    for ids, signed_at, name in rows:
+        for med_id in ids or []:
+            out[med_id] = {"name": name, "on": fmt_day(local_day(clinic, signed_at))}
+    return out
 
 
 def _sessions(session: Session, clinic: Clinic, patient: Patient) -> list[dict]:
@@ -261,7 +282,7 @@ def _scores(session: Session, clinic: Clinic, patient: Patient) -> dict:
 
     def pack(r):
         return {"date": fmt_day(local_day(clinic, r.taken_at)), "total": r.total, "band": r.band, "item9": r.item9,
-                "day": local_day(clinic, r.taken_at)}
+                "day": local_day(clinic, r.taken_at), "reviewed_by_id": r.reviewed_by_id, "reviewed_at": r.reviewed_at}
 
     return {"phq9": [pack(r) for r in phq], "gad7": [pack(r) for r in gad]}
 

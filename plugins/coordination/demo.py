@@ -1,9 +1,9 @@
 """Demo letters: a sent treatment-start and progress letter, a due progress letter, a medication concern.
 
 Runs inside ``glia demo`` and every test template database, outside any request: it renders
-with the app's Jinja environment and the PDF hook directly (the clinic relay would open a
-second database session while the seed holds the write lock), and it leaves out other
-plugins' letter sections, which need a request.
+with the app's Jinja environment and the PDF hook directly, and asks the other plugins for their
+letter sections with the seed's own session bound (core.db.bound), so a demo letter is what a
+clinician would sign: same wording rules, same sections, refused if a section fails.
 """
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from flask import current_app
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from core.models import (CareTeamMember, Clinic, ClinicianKind, Medication, Patient, Provider, SessionStatus,
-                         TreatmentSession, User)
+from core.db import bound
+from core.hooks import ordered, relay
+from core.models import (CareTeamMember, Clinic, ClinicianKind, Medication, OutsideClinician, Patient, Provider,
+                         SessionStatus, TreatmentSession, User)
 from core.pdf import STATIC_DIR
-from plugins.coordination import compose, letters
+from core.slots import LetterSection
+from plugins.coordination import compose, letters, wording
 from plugins.coordination.models import CoordinationDue
 
 PDF_TEMPLATE = "coordination/letter_pdf.html"
@@ -27,22 +30,33 @@ def _render(ctx: dict) -> bytes:
     return current_app.extensions["glia"].pm.hook.render_pdf(html=html, base_url=str(STATIC_DIR))
 
 
-def _candidates(session: Session, clinic: Clinic, needed: int) -> list[int]:
-    """Patients with a psychiatrist on the care team and a complete induction series, oldest first."""
+def _candidates(session: Session, clinic: Clinic, settings: dict) -> list[int]:
+    """Patients with a psychiatrist on the care team and a complete induction series (of their modality), oldest first."""
     done = (select(TreatmentSession.patient_id, func.count().label("n")).where(
         TreatmentSession.clinic_id == clinic.id, TreatmentSession.status == SessionStatus.discharged)
         .group_by(TreatmentSession.patient_id).subquery())
-    return list(session.exec(select(Patient.id).join(done, done.c.patient_id == Patient.id).join(
+    rows = session.exec(select(Patient.id, done.c.n).join(done, done.c.patient_id == Patient.id).join(
         CareTeamMember, CareTeamMember.patient_id == Patient.id).where(
-        Patient.clinic_id == clinic.id, done.c.n >= needed, CareTeamMember.role == ClinicianKind.psychiatrist)
-        .order_by(Patient.id)).all())
+        Patient.clinic_id == clinic.id, CareTeamMember.role == ClinicianKind.psychiatrist)
+        .order_by(Patient.id)).all()
+    return [pid for pid, n in rows
+            if n >= wording.induction_size(settings, compose.current_modality(session, clinic, pid))]
+
+
+def _sections(session, clinic, patient, recipient_id):
+    with bound(session):
+        items, errors = relay(clinic).collect("letter_sections", expect=LetterSection, clinic=clinic, patient=patient,
+                                              recipient=session.get(OutsideClinician, recipient_id))
+    return ordered(items), errors
 
 
 def _letter(session, clinic, signer, patient, recipient_id, kind, settings, *, fields=None, sent_by=None):
     letter = letters.create_draft(session, clinic, patient, kind=kind, recipient_id=recipient_id, user=signer,
                                   settings=settings)
     letter.fields = {**letter.fields, **(fields or {})}
-    doc = letters.sign(session, clinic, letter, signer, settings=settings, extra_sections=[], render=_render)
+    sections, errors = _sections(session, clinic, patient, recipient_id)
+    doc = letters.sign(session, clinic, letter, signer, settings=settings, extra_sections=sections, render=_render,
+                       section_errors=errors)
     if sent_by:
         letters.record_disclosure(session, clinic, doc, method=sent_by, sent_on=compose.clinic_today(clinic),
                                   user=signer, settings=settings)
@@ -50,10 +64,11 @@ def _letter(session, clinic, signer, patient, recipient_id, kind, settings, *, f
 
 
 def seed(session: Session, clinic: Clinic) -> None:
-    settings = {"induction_sessions": 6, "require_patient_permission": False, "letter_overrides": {}}
+    settings = {"induction_sessions": 6, "esketamine_induction_sessions": 8, "require_patient_permission": False,
+                "letter_overrides": {}}
     signer = session.exec(select(User).join(Provider, Provider.user_id == User.id).where(
         Provider.clinic_id == clinic.id, Provider.active.is_(True)).order_by(Provider.id)).first()
-    ids = _candidates(session, clinic, settings["induction_sessions"])
+    ids = _candidates(session, clinic, settings)
     if signer is None or len(ids) < 3:
         return
     sent, due, concern = (session.get(Patient, i) for i in ids[:3])

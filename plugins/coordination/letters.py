@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from core import audit
 from core.models import (CareTeamMember, Clinic, ClinicianKind, Medication, OutsideClinician, Patient,
                          SessionStatus, TreatmentSession, User, utcnow)
-from plugins.coordination import compose
+from plugins.coordination import compose, wording
 from plugins.coordination.models import (CoordinationDisclosure, CoordinationDocument, CoordinationDue,
                                          CoordinationLetter)
 
@@ -25,6 +25,7 @@ METHODS = {"fax": "Fax", "mail": "Mail", "secure_email": "Secure email", "hand_d
 PROGRESS = "progress"
 CONCERN = "medication_concern"
 INDUCTION_KEY = "induction"
+DISCARDED = "discarded"
 
 
 class LetterProblem(ValueError):
@@ -38,6 +39,15 @@ def care_team(session: Session, clinic: Clinic, patient_id: int) -> list[tuple[C
         OutsideClinician.clinic_id == clinic.id).order_by(CareTeamMember.role, OutsideClinician.name)).all()
 
 
+def open_draft(session: Session, clinic: Clinic, patient_id: int, *, kind: str,
+               recipient_id: int) -> CoordinationLetter | None:
+    """The draft already being written for this purpose (same patient, kind and recipient), if any."""
+    return session.exec(select(CoordinationLetter).where(
+        CoordinationLetter.clinic_id == clinic.id, CoordinationLetter.patient_id == patient_id,
+        CoordinationLetter.kind == kind, CoordinationLetter.recipient_id == recipient_id,
+        CoordinationLetter.status == "draft").order_by(CoordinationLetter.id).limit(1)).first()
+
+
 def create_draft(session: Session, clinic: Clinic, patient: Patient, *, kind: str, recipient_id: int | None,
                  user: User, settings: dict) -> CoordinationLetter:
     """A new draft, pre-filled with the kind's wording. Recipients come from the patient's care team."""
@@ -47,26 +57,61 @@ def create_draft(session: Session, clinic: Clinic, patient: Patient, *, kind: st
     team = {c.id: c for _m, c in care_team(session, clinic, patient.id)}
     if recipient_id not in team:
         raise LetterProblem("Choose a recipient from this patient's care team.")
-    last = session.exec(select(TreatmentSession.modality).where(
-        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id)
-        .order_by(TreatmentSession.scheduled_at.desc()).limit(1)).first()
+    spec, recipient = specs[kind], team[recipient_id]
+    if not wording.may_receive(spec, recipient.kind):
+        raise LetterProblem(f"A {spec['label'].lower()} letter asks for medication changes, which only a prescriber "
+                            f"can make: send it to the patient's {wording.recipients_text(spec)}.")
     now = utcnow()
     letter = CoordinationLetter(
         clinic_id=clinic.id, patient_id=patient.id, recipient_id=recipient_id, kind=kind,
-        fields=compose.default_fields(specs[kind], patient, last.value if last else None),
+        fields=wording.default_fields(spec, modality=compose.current_modality(session, clinic, patient.id),
+                                      recipient_kind=recipient.kind, settings=settings),
         created_by_id=user.id, created_at=now, updated_at=now)
     session.add(letter)
     session.flush()
     return letter
 
 
-def sign(session: Session, clinic: Clinic, letter: CoordinationLetter, signer: User, *, settings: dict,
-         extra_sections: list, render: Callable[[dict], bytes]) -> CoordinationDocument:
-    """Freeze the draft into an immutable PDF with its SHA-256; resolves a due progress letter."""
+def discard(session: Session, clinic: Clinic, letter: CoordinationLetter, user: User) -> None:
+    """Set a draft aside for good: it leaves the lists, the row stays for the audit trail."""
     if letter.status != "draft":
-        raise LetterProblem("This letter is already signed and can no longer be changed.")
+        raise LetterProblem("Only a draft can be discarded; a signed letter is kept as it was signed.")
+    letter.status = DISCARDED
+    letter.updated_at = utcnow()
+    letter.version += 1
+    session.add(letter)
+    audit.append(session, "coordination.letter_discarded", object_type="coordination_letter", object_id=letter.id,
+                 patient_id=letter.patient_id, clinic_id=clinic.id, detail=f"kind={letter.kind}")
+
+
+def section_problem(errors: list) -> str | None:
+    """Why a letter whose contributed sections did not all render may not be signed."""
+    if not errors:
+        return None
+    names = ", ".join(sorted({e.plugin for e in errors}))
+    return (f"Part of this letter could not be written: the {names} plugin's section failed to render. "
+            "The letter cannot be signed until every section renders; try again, or ask your administrator.")
+
+
+def sign(session: Session, clinic: Clinic, letter: CoordinationLetter, signer: User, *, settings: dict,
+         extra_sections: list, render: Callable[[dict], bytes], section_errors: list = ()) -> CoordinationDocument:
+    """Freeze the draft into an immutable PDF with its SHA-256; resolves a due progress letter.
+
+    Refused (nothing written) while a contributed section failed to render or the kind lacks
+    what it needs (a maintenance letter without a plan): a signed letter must say everything it
+    claims to say.
+    """
+    if letter.status != "draft":
+        raise LetterProblem("This letter is already signed and can no longer be changed."
+                            if letter.status == "signed" else "This draft was discarded.")
+    problem = section_problem(list(section_errors))
+    if problem:
+        raise LetterProblem(problem)
     spec = compose.kinds(settings)[letter.kind]
-    ctx = compose.compose(session, clinic, letter, spec=spec, signer=signer, extra_sections=extra_sections)
+    ctx = compose.compose(session, clinic, letter, spec=spec, settings=settings, signer=signer,
+                          extra_sections=extra_sections)
+    if ctx["missing"]:
+        raise LetterProblem(" ".join(ctx["missing"]))
     ctx["signed_on"] = ctx["today"]
     pdf = render(ctx)
     now = utcnow()
@@ -135,8 +180,11 @@ def psychiatrist_of(session: Session, clinic: Clinic, patient_id: int) -> int | 
 
 
 def note_treatment_completed(session: Session, clinic: Clinic, patient_id: int, settings: dict) -> CoordinationDue | None:
-    """After a discharge: once the induction series is complete, a progress letter becomes due (once)."""
-    needed = int(settings.get("induction_sessions") or 6)
+    """After a discharge: once the induction series is complete, a progress letter becomes due (once).
+
+    The series' length follows the modality: the clinic's setting for ketamine, the label's for esketamine.
+    """
+    needed = wording.induction_size(settings, compose.current_modality(session, clinic, patient_id))
     done = session.exec(select(func.count()).select_from(TreatmentSession).where(
         TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id,
         TreatmentSession.status == SessionStatus.discharged)).one()

@@ -60,3 +60,17 @@ def test_clinician_writes_signs_and_downloads_a_progress_letter(page, live_serve
     page.get_by_role("button", name="Mark as sent").click()
     expect(page.locator(".flash")).to_contain_text("Recorded as sent by fax")
     screenshot(page, "coordination-sent")
+
+    # a maintenance letter without its plan cannot be signed; the draft is discarded instead
+    page.goto(f"{live_server}/coordination/patients/{patient.id}")
+    page.select_option("select[name=kind]", "maintenance")
+    page.locator("select[name=recipient_id]").first.select_option(str(psychiatrist))
+    page.get_by_role("button", name="Start letter").click()
+    page.fill("textarea[name=plan]", "")
+    page.get_by_role("button", name="Save and preview").click()
+    expect(page.get_by_role("alert").first).to_contain_text("needs the plan")
+    expect(page.get_by_role("button", name="Sign letter")).to_have_count(0)
+    page.get_by_role("link", name="Back to the letter").click()
+    page.get_by_role("button", name="Discard draft").click()
+    expect(page.locator(".flash")).to_contain_text("Draft discarded")
+    expect(page.get_by_role("link", name="Maintenance plan")).to_have_count(0)
