@@ -52,9 +52,10 @@ def create_app(config: dict | None = None, *, plugins=None, check_schema: bool =
 
         require_current_schema(engine, ext)
 
-    from core import web
+    from core import queue, web
 
     web.init_app(app)
+    queue.init_app(app)
     _register_plugin_blueprints(app, ext)
     return app
 

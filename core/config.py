@@ -37,11 +37,19 @@ def load(app: Flask, overrides: dict) -> None:
         MAX_FORM_MEMORY_SIZE=512 * 1024,
         MAX_FORM_PARTS=1000,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the (server-ended) session
-        RATELIMIT_STORAGE_URI="memory://",
+        # several workers or hosts share one Redis for login throttling and the job queue;
+        # unreachable, sign-in answers 503 instead of going unthrottled (core.queue)
+        GLIA_REDIS_URL=os.environ.get("GLIA_REDIS_URL", ""),
+        RATELIMIT_STORAGE_URI=os.environ.get("GLIA_REDIS_URL") or "memory://",
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 2},
+        RATELIMIT_SWALLOW_ERRORS=False,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=False,
         RATELIMIT_HEADERS_ENABLED=False,
         TEMPLATES_AUTO_RELOAD=not prod,
     )
     app.config.update(overrides)
+    if "GLIA_REDIS_URL" in overrides and "RATELIMIT_STORAGE_URI" not in overrides:
+        app.config["RATELIMIT_STORAGE_URI"] = overrides["GLIA_REDIS_URL"] or "memory://"
     if app.config["GLIA_ENV"] != "production":
         return
     # debug is refused for CLI runs too: `glia run --debug` would expose the Werkzeug debugger

@@ -3,8 +3,8 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from core.views import admin, auth, dashboard, nav, patients, portal, rems, safety, sessions, settings
+    from core.views import admin, auth, dashboard, jobs, nav, patients, portal, rems, safety, sessions, settings
 
-    for module in (auth, dashboard, patients, sessions, settings, safety, admin, portal, rems):
+    for module in (auth, dashboard, patients, sessions, settings, safety, admin, portal, rems, jobs):
         app.register_blueprint(module.bp)
     app.extensions["glia"].pm.register(nav, name="core.nav")

@@ -1,0 +1,1 @@
+"""Glia's own CLI commands that live outside core/cli.py."""
