@@ -45,8 +45,10 @@ def worker_command(burst: bool, maintenance_interval: int, heartbeat: int):
     import weasyprint  # imported once here, so every work horse renders warm
 
     weasyprint.HTML(string="<p>warm</p>").write_pdf()
+    # an idle worker waits for a job at most worker_ttl - 15 s, and looks for abandoned jobs only
+    # between waits: so the wait is the maintenance interval
     worker = queue.AppWorker([queue.queue(app)], connection=conn, maintenance_interval=maintenance_interval,
-                             job_monitoring_interval=heartbeat)
+                             worker_ttl=maintenance_interval + 15, job_monitoring_interval=heartbeat)
     worker.app = app
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
