@@ -101,7 +101,7 @@ def test_long_letter_keeps_rows_whole_and_names_the_patient_on_every_later_page(
     with new_session(app.extensions["glia"].engine) as s:
         for i in range(40):
             s.add(Medication(clinic_id=stillwater.id, patient_id=patient.id, name=f"Testmed{i:02d}", drug_class="",
-                             dose=f"{10 + i} mg", frequency=f"with food and water each morning, reviewed at every visit, ref Q{i:02d}Z",
+                             dose=f"{10 + i} mg", frequency=f"with food and water each morning, review each visit, Q{i:02d}Z",
                              prescriber="Dr. Gen Practice (demo)", created_at=utcnow()))
         s.commit()
     login(app, client, "clinician")
