@@ -16,8 +16,9 @@ from core.hooks import relay
 from core.models import (AuditEvent, Clinic, ImmutableRecordError, Modality, Patient, PluginState, SessionStatus,
                          TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from core.slots import Blocker, LetterSection, Panel, PortalItem
-from plugins.consent import service
-from plugins.consent.models import Acknowledgement, ConsentTemplate, ContraindicationItem, Screening, SignedConsent
+from plugins.consent import documents, service
+from plugins.consent.models import (Acknowledgement, ConsentAttestation, ConsentTemplate, ContraindicationItem, Screening,
+                                    SignedConsent)
 from tests.conftest import BUILTIN
 from tests.support import login, post
 
@@ -129,16 +130,31 @@ def test_tablet_signing_stores_text_hash_and_pdf_and_fires_document_issued(make_
     assert record.method == "typed" and record.channel == "tablet" and record.staff_name.startswith("Fran")
     assert record.text_sha256 == service.sha256(record.signed_text) and "[x] I understand" in record.signed_text
     assert record.signed_at.year == utcnow().year and record.user_agent
-    assert service.integrity_ok(record)
-    assert spy.issued == [(clinic.id, "SignedConsent", record.id)]
+    assert documents.integrity_ok(record) and not record.issued_at_signing
+    # nothing is issued until the clinician who explained it attests; the front desk cannot
+    assert spy.issued == []
+    waiting = client.get(f"/consent/patients/{patient.id}/consents/{record.id}.pdf")
+    assert waiting.status_code == 409 and "awaiting a clinician" in waiting.text
+    assert "Awaiting clinician attestation" in client.get(f"/consent/patients/{patient.id}/signed/{record.id}").text
+    refused = post(app, client, f"/consent/patients/{patient.id}/consents/{record.id}/attest", {"attest": "1"})
+    assert refused.status_code == 403 and _count(db, ConsentAttestation, consent_id=record.id) == 0
+    clinician = app.test_client()
+    login(app, clinician, "clinician")
+    assert post(app, clinician, f"/consent/patients/{patient.id}/consents/{record.id}/attest", {}).status_code == 422
+    assert post(app, clinician, f"/consent/patients/{patient.id}/consents/{record.id}/attest",
+                {"attest": "1"}).status_code == 302
+    fresh(db)
+    att = db.exec(select(ConsentAttestation).where(ConsentAttestation.consent_id == record.id)).one()
+    assert spy.issued == [(clinic.id, "ConsentAttestation", att.id)] and _audits(db, "consent.attested")
 
     pdf = client.get(f"/consent/patients/{patient.id}/consents/{record.id}.pdf")
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert "attachment" in pdf.headers["Content-Disposition"] and pdf.headers["Cache-Control"] == "no-store"
-    assert pdf.data == record.pdf
+    assert pdf.data == att.pdf and documents.attestation_ok(att, record)
     words = " ".join(_pdf_text(pdf.data).split())
     assert rep in words and patient.legal_name in words
     assert "Legal guardian" in words and "Abuse and dependence" in words and record.text_sha256 in words
+    assert "/s/ Cleo Clinician, MD" in words and "I answered the representative's questions" in words
     assert _audits(db, "consent.signed") and _audits(db, "consent.downloaded")
     overview = client.get(f"/consent/patients/{patient.id}")  # front desk: no clinical details
     assert "shown to clinical staff only" in overview.text and "Clinician acknowledgements" not in overview.text
@@ -215,7 +231,8 @@ def test_signed_records_are_immutable_in_the_orm_and_the_database(app, db, backe
     with pytest.raises(ImmutableRecordError):
         db.flush()
     fresh(db)
-    for table in ("consent_signed", "consent_screening", "consent_acknowledgement", "consent_template"):
+    for table in ("consent_signed", "consent_attestation", "consent_screening", "consent_acknowledgement",
+                  "consent_template"):
         for statement in (f"UPDATE {table} SET clinic_id = clinic_id", f"DELETE FROM {table}"):
             with pytest.raises(Exception, match="append-only"):
                 db.execute(text(statement))
@@ -224,7 +241,8 @@ def test_signed_records_are_immutable_in_the_orm_and_the_database(app, db, backe
 
 def test_tampered_pdf_is_refused_and_audited_and_old_copies_stay_byte_identical(app, client, db, backend):
     record = db.exec(select(SignedConsent).order_by(SignedConsent.id)).first()
-    original = record.pdf
+    att = db.exec(select(ConsentAttestation).where(ConsentAttestation.consent_id == record.id)).one()
+    original = att.pdf
     login(app, client, "manager")
     # G10: a new template version never changes what was signed
     edit = client.get(f"/consent/templates/{record.kind}")
@@ -239,10 +257,10 @@ def test_tampered_pdf_is_refused_and_audited_and_old_copies_stay_byte_identical(
     flipped = bytes([original[0] ^ 1]) + original[1:]
     fresh(db)
     if backend == "sqlite":
-        db.execute(text("DROP TRIGGER consent_signed_no_update"))
+        db.execute(text("DROP TRIGGER consent_attestation_no_update"))
     else:
-        db.execute(text("ALTER TABLE consent_signed DISABLE TRIGGER consent_signed_no_change"))
-    db.execute(text("UPDATE consent_signed SET pdf = :pdf WHERE id = :id"), {"pdf": flipped, "id": record.id})
+        db.execute(text("ALTER TABLE consent_attestation DISABLE TRIGGER consent_attestation_no_change"))
+    db.execute(text("UPDATE consent_attestation SET pdf = :pdf WHERE id = :id"), {"pdf": flipped, "id": att.id})
     db.commit()
     fresh(db)
     bad = client.get(f"/consent/patients/{record.patient_id}/consents/{record.id}.pdf")
@@ -302,7 +320,34 @@ def test_portal_lists_own_tasks_and_copies_and_signs_there(app, client, db):
                      .order_by(SignedConsent.id.desc())).first()
     assert latest.version == 2 and latest.channel == "portal" and latest.staff_user_id is None
     assert latest.supersedes_id is not None
-    assert "Please read and sign" not in client.get("/portal/").text
+    home = client.get("/portal/")
+    assert "Please read and sign" not in home.text and "your copy appears here once they have" in home.text
+    assert f"/consent/portal/consents/{latest.id}.pdf" not in home.text
+    assert client.get(f"/consent/portal/consents/{latest.id}.pdf").status_code == 409  # not issued yet
+
+    # it waits in the clinicians' queue on the dashboard, and the gate says why
+    staff = app.test_client()
+    login(app, staff, "clinician")
+    dashboard = staff.get("/")
+    queue = dashboard.text.split("Consents awaiting clinician attestation", 1)[1]
+    attest_url = f"/consent/patients/{me.id}/consents/{latest.id}/attest"
+    assert me.display_name in queue and attest_url in queue
+    t = db.exec(select(TreatmentSession).where(TreatmentSession.patient_id == me.id,
+                                               TreatmentSession.status.in_(["scheduled", "checked_in"]))).first()
+    if t is not None:
+        assert any("awaiting a clinician's attestation" in b.reason and b.link == attest_url
+                   for b in _blockers(app, db, clinic, t))
+    form = staff.get(attest_url)
+    assert form.status_code == 200 and "I answered the patient&#39;s questions" in form.text
+    assert post(app, staff, attest_url, {"attest": "1"}).status_code == 302
+    assert post(app, staff, attest_url, {"attest": "1"}).status_code == 302  # a second click issues nothing new
+    assert _count(db, ConsentAttestation, consent_id=latest.id) == 1
+    assert attest_url not in staff.get("/").text
+
+    home = client.get("/portal/")
+    assert home.text.count("Signed: ") == 3 and f"/consent/portal/consents/{latest.id}.pdf" in home.text
+    copy = client.get(f"/consent/portal/consents/{latest.id}.pdf")
+    assert copy.status_code == 200 and "Clinician's attestation" in _pdf_text(copy.data)
     with app.test_request_context():
         items, errors = relay(clinic).collect("portal_items", expect=PortalItem, clinic=clinic, patient=me)
     assert not errors and all(i.kind == "document" for i in items)
@@ -326,7 +371,18 @@ def test_screening_and_blood_pressure_gate_the_session_start(app, client, db):
     login(app, client, "clinician")
     for kind in ("informed_ketamine", "treatment_day", "financial"):
         url = f"/consent/patients/{patient.id}/sign/{kind}"
-        assert post(app, client, url, _sign_data(client.get(url).text, patient.legal_name)).status_code == 302
+        done = post(app, client, url, _sign_data(client.get(url).text, patient.legal_name))
+        assert done.status_code == 302
+        if kind == "financial":  # signed but not attested: still blocked, and the reason says so
+            (waiting,) = _blockers(app, db, clinic, t)
+            assert waiting.reason == ("Consent: Financial policy and Good Faith Estimate notice - signed by the "
+                                      "patient, awaiting a clinician's attestation that they explained it")
+        # the clinician attests at the tablet right after the patient signs
+        signed = client.get(done.location)
+        assert "Sign the attestation" in signed.text
+        consent_id = done.location.rsplit("/", 1)[1]
+        assert post(app, client, f"/consent/patients/{patient.id}/consents/{consent_id}/attest",
+                    {"attest": "1"}).status_code == 302
     assert _blockers(app, db, clinic, t) == []
 
     # a relative contraindication needs a clinician's signed rationale
@@ -416,8 +472,8 @@ def test_hooks_fill_the_chart_dashboard_letters_and_nav(app, client, db):
     good = post(app, client, "/consent/settings", {"validity_days": "180", "bp_systolic_max": "150",
                                                    "bp_diastolic_max": "95", "screening_validity_days": "365",
                                                    "required_iv_ketamine_informed_ketamine": "1",
-                                                   "required_im_ketamine_informed_ketamine": "1",
-                                                   "required_sublingual_informed_ketamine": "1",
+                                                   "required_im_ketamine_informed_ketamine_im": "1",
+                                                   "required_sublingual_informed_ketamine_oral": "1",
                                                    "required_esketamine_nasal_informed_esketamine": "1"})
     assert good.status_code == 302
     fresh(db)

@@ -79,8 +79,12 @@ def ready_session(app, db) -> TreatmentSession:
         count = len(re.findall(r'name="ack_\d+"', page.text))
         data = {name: re.search(rf'name="{name}" value="([^"]*)"', page.text).group(1)
                 for name in ("template_id", "submission_token")}
-        assert post(app, clinician, url, {**data, "signer_name": patient.legal_name, "signer_role": "patient",
-                                          **{f"ack_{i}": "1" for i in range(count)}}).status_code == 302
+        signed = post(app, clinician, url, {**data, "signer_name": patient.legal_name, "signer_role": "patient",
+                                            **{f"ack_{i}": "1" for i in range(count)}})
+        assert signed.status_code == 302
+        consent_id = signed.location.rsplit("/", 1)[1]  # the clinician attests right after the patient signs
+        assert post(app, clinician, f"/consent/patients/{patient.id}/consents/{consent_id}/attest",
+                    {"attest": "1"}).status_code == 302
     assert _reasons(app, db, t.id) == [], "the arranged session should be clear to start"
     return t
 
@@ -396,8 +400,9 @@ def test_a_bp_form_opened_before_a_newer_reading_saves_nothing(app, db):
 
 SETTINGS = {"validity_days": "365", "screening_validity_days": "365", "bp_systolic_max": "160",
             "bp_diastolic_max": "100"}
-EVERY_INFORMED = {"required_iv_ketamine_informed_ketamine": "1", "required_im_ketamine_informed_ketamine": "1",
-                  "required_sublingual_informed_ketamine": "1", "required_esketamine_nasal_informed_esketamine": "1"}
+EVERY_INFORMED = {"required_iv_ketamine_informed_ketamine": "1", "required_im_ketamine_informed_ketamine_im": "1",
+                  "required_sublingual_informed_ketamine_oral": "1",
+                  "required_esketamine_nasal_informed_esketamine": "1"}
 
 
 def test_consent_settings_refuse_a_modality_without_informed_consent(app, db):

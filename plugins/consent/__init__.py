@@ -16,8 +16,8 @@ __version__ = "1.0"
 
 DEFAULT_REQUIRED = {
     "iv_ketamine": ["informed_ketamine", "treatment_day", "financial"],
-    "im_ketamine": ["informed_ketamine", "treatment_day", "financial"],
-    "sublingual": ["informed_ketamine", "treatment_day", "financial"],
+    "im_ketamine": ["informed_ketamine_im", "treatment_day", "financial"],
+    "sublingual": ["informed_ketamine_oral", "treatment_day", "financial"],
     "esketamine_nasal": ["informed_esketamine", "treatment_day", "financial"],
 }
 
@@ -119,7 +119,15 @@ def dashboard_widgets(clinic, user):
     html = render_template("consent/widget.html", rows=rows, total=len(treatments),
                            clinical=user.role.value != "front_desk",
                            chart=lambda pid: service.link_to("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))
-    return [Widget("Blocked today: consent and screening", html, order=15)]
+    widgets = [Widget("Blocked today: consent and screening", html, order=15)]
+    waiting = status.awaiting_attestation(session, clinic)
+    if waiting or user.role.value in service.REVIEWERS:
+        names = {p.id: p for p in session.exec(select(Patient).where(
+            Patient.clinic_id == clinic.id, Patient.id.in_({r.patient_id for r in waiting})))} if waiting else {}
+        widgets.append(Widget("Consents awaiting clinician attestation", render_template(
+            "consent/attest_widget.html", rows=[(r, names[r.patient_id]) for r in waiting],
+            can_attest=user.role.value in service.REVIEWERS), order=16))
+    return widgets
 
 
 @hookimpl
@@ -132,14 +140,14 @@ def portal_items(clinic, patient):
     items = []
     for kind in (service.required_kinds(service.settings(session, clinic), modality) if modality else []):
         state = st.consents.get(kind)
-        if state is not None and state.status != "valid":
+        if state is not None and state.status not in ("valid", "awaiting"):
             items.append(PortalItem(f"Please read and sign: {state.title}", url_for("consent.portal_sign", kind=kind),
                                     kind="task", detail="Needed before your next treatment", order=10))
     if st.screening is None or st.screening_stale:
         items.append(PortalItem("Please answer the health screening questions", url_for("consent.portal_screening"),
                                 kind="task", detail="Needed before your next treatment", order=11))
     for state in st.consents.values():
-        if state.record is not None:
+        if state.record is not None and status.complete(state.record):
             items.append(PortalItem(f"Signed: {state.title}",
                                     url_for("consent.portal_pdf", consent_id=state.record.id), kind="document",
                                     detail=f"Version {state.record.version}, signed "

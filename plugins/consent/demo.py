@@ -1,5 +1,6 @@
 """Demo rows for a well-run clinic: every patient who has been treated, or comes in today, signed the
-consents their modality requires and answered the screening a few days before their first session.
+consents their modality requires (each attested by the clinician who explained it) and answered the
+screening a few days before their first session.
 
 Only the patients core's demo holds on purpose stay blocked (core.demo.HELD): one has not signed
 the financial policy yet, one reported a history of intracerebral hemorrhage on today's re-screen.
@@ -19,7 +20,7 @@ from sqlmodel import func, select
 from core.demo import ACKNOWLEDGED_RELATIVE, held, mrn
 from core.models import Patient, Role, TreatmentSession, User, utcnow
 from core.pdf import STATIC_DIR
-from plugins.consent import service
+from plugins.consent import documents, service
 from plugins.consent.screening import record_screening
 
 INTAKE_DAYS = 3  # consents and screening are done this many days before the first session
@@ -36,6 +37,7 @@ def seed(session, clinic) -> None:
     items = service.active_items(session, clinic)
     values = service.settings(session, clinic)
     clinician = _staff(session, clinic, Role.clinician, "clinician")
+    provider = documents.attester(session, clinic, clinician)
     desk = _staff(session, clinic, Role.front_desk, "frontdesk")
 
     # each patient's first session and the modality they are treated with (the latest session's)
@@ -56,11 +58,15 @@ def seed(session, clinic) -> None:
         for k, kind in enumerate(service.required_kinds(values, modality[patient.id])):
             if patient.mrn == unsigned and kind == "financial":
                 continue  # held today: the financial policy is still to be signed
-            service.sign(session, clinic, patient, templates[kind],
-                         service.Signer(name=patient.legal_name, method="typed", channel="tablet", ip="127.0.0.1",
-                                        user_agent="demo seed", staff_user_id=desk.id, staff_name=desk.name),
-                         token=f"demo-{clinic.id}-{patient.id}-{kind}", pdf_from_html=pdf_from_html,
-                         at=intake + timedelta(minutes=k))
+            at = intake + timedelta(minutes=k)
+            record = documents.sign(session, clinic, patient, templates[kind],
+                                    documents.Signer(name=patient.legal_name, method="typed", channel="tablet",
+                                                     ip="127.0.0.1", user_agent="demo seed", staff_user_id=desk.id,
+                                                     staff_name=desk.name),
+                                    token=f"demo-{clinic.id}-{patient.id}-{kind}", at=at)
+            # the clinician who explained it attests at the tablet right after the patient signs
+            documents.attest(session, clinic, record, clinician, provider, ip="127.0.0.1", at=at,
+                             pdf_from_html=pdf_from_html)
         yes = {"uncontrolled_hypertension"} if patient.mrn == acked else set()
         screening = record_screening(session, clinic, patient, items, yes, answered_by="patient", channel="tablet",
                                      user_id=None, ip="127.0.0.1", at=intake)

@@ -141,6 +141,11 @@ def blockers_for(session: Session, clinic: Clinic, treatments: list[TreatmentSes
             state = st.consents.get(kind)
             if state is None or state.status == "valid":
                 continue
+            if state.status == "awaiting":
+                found.append(Blocker(f"Consent: {state.title} - signed by the patient, awaiting a clinician's "
+                                     "attestation that they explained it",
+                                     link_to("consent.attest", patient_id=t.patient_id, consent_id=state.record.id)))
+                continue
             why = {"missing": "not signed", "expired": "expired, needs a new signature",
                    "outdated": f"signed for version {state.record.version if state.record else ''}; "
                                "the current version needs a new signature"}[state.status]

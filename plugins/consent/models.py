@@ -33,7 +33,14 @@ class ConsentTemplate(SQLModel, table=True):
 
 
 class SignedConsent(SQLModel, table=True):
-    """A signed consent: the exact text, who signed how, and the PDF, each bound by SHA-256."""
+    """The patient's (or representative's) signature: the exact text, who signed how, bound by SHA-256.
+
+    The consent is complete, and its PDF issued, when a clinician attests (ConsentAttestation, which
+    holds that PDF). Consents signed before attestations existed were issued at signing: their PDF
+    and its digest are here, and they stay valid as issued. For the others ``pdf`` is empty and
+    ``pdf_sha256`` is "" (the column stays NOT NULL: SQLite cannot relax it without rebuilding a
+    table that other rows reference).
+    """
 
     __tablename__ = "consent_signed"
     __table_args__ = (sa.UniqueConstraint("clinic_id", "submission_token"),)
@@ -60,9 +67,38 @@ class SignedConsent(SQLModel, table=True):
     staff_name: str = Field(default="", max_length=200)
     submission_token: str = Field(max_length=64)
     supersedes_id: int | None = Field(default=None, foreign_key="consent_signed.id")
+    pdf: bytes = Field(default=b"", sa_type=sa.LargeBinary)  # only for consents issued at signing
+    pdf_sha256: str = Field(default="", max_length=64)
+    signature_sha256: str = Field(max_length=64)  # binds signer, time and both digests
+
+    @property
+    def issued_at_signing(self) -> bool:
+        return bool(self.pdf_sha256)
+
+
+class ConsentAttestation(SQLModel, table=True):
+    """The clinician's signed statement that they explained the treatment, and the PDF it issued.
+
+    One per signed consent; the PDF carries both signatures and is never rendered again.
+    """
+
+    __tablename__ = "consent_attestation"
+    __immutable__ = True
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    consent_id: int = Field(foreign_key="consent_signed.id", unique=True)
+    clinician_user_id: int = Field(foreign_key="user.id")
+    provider_id: int = Field(foreign_key="provider.id")
+    clinician_name: str = Field(max_length=200)
+    credentials: str = Field(default="", max_length=40)
+    statement: str = Field(sa_type=sa.Text)
+    attested_at: datetime = ts(nullable=False)
+    ip: str = Field(default="", max_length=45)
+    statement_sha256: str = Field(max_length=64)
     pdf: bytes = Field(sa_type=sa.LargeBinary)
     pdf_sha256: str = Field(max_length=64)
-    signature_sha256: str = Field(max_length=64)  # binds signer, time and both digests
+    document_sha256: str = Field(max_length=64)  # binds the patient's signature, the statement and the PDF
 
 
 class ConsentRevocation(SQLModel, table=True):
@@ -160,5 +196,5 @@ class ItemClearance(SQLModel, table=True):
     text_sha256: str = Field(max_length=64)
 
 
-MODELS = [ConsentTemplate, SignedConsent, ConsentRevocation, ContraindicationItem, Screening, Acknowledgement,
+MODELS = [ConsentTemplate, SignedConsent, ConsentAttestation, ConsentRevocation, ContraindicationItem, Screening, Acknowledgement,
           ItemClearance]

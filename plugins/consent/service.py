@@ -1,17 +1,15 @@
-"""Consent logic shared by the views and the hooks: templates, settings, signing and acknowledgements.
+"""Consent logic shared by the views and the hooks: templates, settings and acknowledgements.
 
-Screening history lives in plugins.consent.screening, each patient's status in
-plugins.consent.status and the treatment gate in plugins.consent.gate.
+Signing and issuing live in plugins.consent.documents, screening history in plugins.consent.screening,
+each patient's status in plugins.consent.status and the treatment gate in plugins.consent.gate.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from flask import url_for
 from markupsafe import Markup, escape
@@ -19,7 +17,7 @@ from sqlmodel import Session, func, select
 from werkzeug.routing import BuildError
 
 from core.models import Clinic, Modality, SessionStatus, TreatmentSession, VitalSign, utcnow
-from plugins.consent.models import Acknowledgement, ConsentTemplate, ContraindicationItem, SignedConsent
+from plugins.consent.models import Acknowledgement, ConsentTemplate, ContraindicationItem
 
 PLUGIN = "consent"
 DATA = Path(__file__).resolve().parent / "data"
@@ -150,34 +148,6 @@ def uninformed_modalities(values: dict) -> list[str]:
             if not any(m in INFORMED.get(k, ()) for k in required_kinds(values, m))]
 
 
-# -- signing ----------------------------------------------------------------------------------
-
-def signed_text(template: ConsentTemplate, clinic: Clinic) -> str:
-    """The exact text a signer agrees to: the versioned document and every acknowledgement."""
-    lines = [template.title, f"{clinic.name} - version {template.version}", "", template.body.strip(), "",
-             "I confirm each of the following:"]
-    lines += [f"[x] {a}" for a in template.acknowledgements]
-    return "\n".join(lines) + "\n"
-
-
-def signature_digest(*, patient_id: int, template_id: int, signer_name: str, signer_role: str, authority: str,
-                     method: str, signed_at: datetime, text_sha256: str, pdf_sha256: str) -> str:
-    """Binds who signed, when and what (both the text and the PDF bytes) into one digest."""
-    parts = [str(patient_id), str(template_id), signer_name, signer_role, authority, method,
-             signed_at.strftime("%Y-%m-%dT%H:%M:%S.%f"), text_sha256, pdf_sha256]
-    return sha256("\x1f".join(parts))
-
-
-def integrity_ok(record: SignedConsent) -> bool:
-    """The stored text and PDF still match their digests, and the signature still binds them."""
-    return (sha256(record.signed_text) == record.text_sha256 and sha256(record.pdf) == record.pdf_sha256
-            and signature_digest(patient_id=record.patient_id, template_id=record.template_id,
-                                 signer_name=record.signer_name, signer_role=record.signer_role,
-                                 authority=record.representative_authority, method=record.method,
-                                 signed_at=record.signed_at, text_sha256=record.text_sha256,
-                                 pdf_sha256=record.pdf_sha256) == record.signature_sha256)
-
-
 def link_to(endpoint: str, **values) -> str:
     """A URL for ``endpoint``, or "" when that page does not exist (yet)."""
     try:
@@ -194,58 +164,6 @@ def modality_of(session, clinic, patient_id: int) -> str | None:
     upcoming = [m for m, s in rows if s in (SessionStatus.scheduled, SessionStatus.checked_in)]
     chosen = upcoming[-1] if upcoming else rows[0][0] if rows else None
     return chosen.value if chosen is not None else None
-
-
-# -- writing the signed records ------------------------------------------------------------------
-
-@dataclass
-class Signer:
-    name: str
-    role: str = "patient"  # patient, representative
-    authority: str = ""
-    method: str = "typed"  # typed, drawn, witnessed_verbal
-    signature_png: bytes | None = None
-    channel: str = "tablet"
-    ip: str = ""
-    user_agent: str = ""
-    staff_user_id: int | None = None
-    staff_name: str = ""
-
-
-def sign(session: Session, clinic: Clinic, patient, template: ConsentTemplate, signer: Signer, token: str,
-         *, pdf_from_html=None, supersedes_id: int | None = None, at: datetime | None = None) -> SignedConsent:
-    """Store a signed consent with its exact text, PDF and digests (one immutable row)."""
-    import base64
-
-    from flask import current_app
-
-    from core.pdf import html_to_pdf
-
-    signed_at = at or utcnow()
-    text = signed_text(template, clinic)
-    text_hash = sha256(text)
-    image = ("data:image/png;base64," + base64.b64encode(signer.signature_png).decode()) if signer.signature_png else ""
-    # rendered from the Jinja environment directly: no request context is needed (the demo seed has none)
-    html = current_app.jinja_env.get_template("consent/signed_pdf.html").render(clinic=clinic, patient=patient, template=template,
-                           body=markdown(template.body), signer=signer, signed_at=signed_at, text_sha256=text_hash,
-                           signature_image=image,
-                           signed_local=signed_at.astimezone(ZoneInfo(clinic.timezone)).strftime("%Y-%m-%d %H:%M %Z"))
-    pdf = (pdf_from_html or (lambda h: html_to_pdf(h, clinic=clinic)))(html)
-    pdf_hash = sha256(pdf)
-    record = SignedConsent(
-        clinic_id=clinic.id, patient_id=patient.id, template_id=template.id, kind=template.kind,
-        version=template.version, title=template.title, signed_text=text, text_sha256=text_hash,
-        signer_role=signer.role, signer_name=signer.name, representative_authority=signer.authority,
-        method=signer.method, signature_png=signer.signature_png, channel=signer.channel, signed_at=signed_at,
-        ip=signer.ip[:45], user_agent=signer.user_agent[:300], staff_user_id=signer.staff_user_id,
-        staff_name=signer.staff_name, submission_token=token, supersedes_id=supersedes_id, pdf=pdf,
-        pdf_sha256=pdf_hash,
-        signature_sha256=signature_digest(patient_id=patient.id, template_id=template.id, signer_name=signer.name,
-                                          signer_role=signer.role, authority=signer.authority, method=signer.method,
-                                          signed_at=signed_at, text_sha256=text_hash, pdf_sha256=pdf_hash))
-    session.add(record)
-    session.flush()
-    return record
 
 
 def statement_digest(*parts) -> str:

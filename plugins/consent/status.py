@@ -11,20 +11,33 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from core.models import Clinic, utcnow
-from plugins.consent.models import ConsentRevocation, Screening, SignedConsent
+from plugins.consent.models import ConsentAttestation, ConsentRevocation, Screening, SignedConsent
 from plugins.consent.screening import ItemState, load_histories
 from plugins.consent.service import current_templates, settings
 
 CONSENT_COLUMNS = (SignedConsent.id, SignedConsent.patient_id, SignedConsent.kind, SignedConsent.version,
                    SignedConsent.template_id, SignedConsent.signed_at, SignedConsent.signer_name,
-                   SignedConsent.signer_role, SignedConsent.method, SignedConsent.title)
+                   SignedConsent.signer_role, SignedConsent.method, SignedConsent.title, SignedConsent.pdf_sha256,
+                   ConsentAttestation.id.label("attestation_id"), ConsentAttestation.attested_at,
+                   ConsentAttestation.clinician_name.label("attested_by"))
+
+
+def consents_query(*extra):
+    """Signed consents with their attestation, if any (columns only, never a PDF)."""
+    return select(*CONSENT_COLUMNS, *extra).outerjoin(ConsentAttestation,
+                                                      ConsentAttestation.consent_id == SignedConsent.id)
+
+
+def complete(row) -> bool:
+    """Attested by a clinician, or issued at signing before attestations existed."""
+    return row.attestation_id is not None or bool(row.pdf_sha256)
 
 
 @dataclass
 class ConsentState:
     kind: str
     title: str
-    status: str  # valid, missing, expired, outdated
+    status: str  # valid, missing, expired, outdated, awaiting (signed, not yet attested)
     record: object = None  # a row of CONSENT_COLUMNS (never the PDF)
     expires_at: datetime | None = None
 
@@ -53,7 +66,7 @@ def latest_consents(session: Session, clinic: Clinic, patient_ids: list[int]) ->
     if not patient_ids:
         return {}
     revoked = select(ConsentRevocation.consent_id).where(ConsentRevocation.clinic_id == clinic.id)
-    rows = session.exec(select(*CONSENT_COLUMNS).where(
+    rows = session.exec(consents_query().where(
         SignedConsent.clinic_id == clinic.id, SignedConsent.patient_id.in_(patient_ids),
         SignedConsent.id.not_in(revoked)).order_by(SignedConsent.signed_at, SignedConsent.id)).all()
     return {(r.patient_id, r.kind): r for r in rows}
@@ -80,7 +93,22 @@ def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict
                 state = ConsentState(kind, template.title, "missing")
             else:
                 expires = row.signed_at + validity
-                status = "expired" if expires <= now else "outdated" if row.version < template.version else "valid"
+                status = ("expired" if expires <= now else "outdated" if row.version < template.version
+                          else "valid" if complete(row) else "awaiting")
                 state = ConsentState(kind, template.title, status, row, expires)
             st.consents[kind] = state
     return result
+
+
+def awaiting_attestation(session: Session, clinic: Clinic, patient_ids: list[int] | None = None) -> list:
+    """Signed consents still waiting for a clinician's attestation, oldest first; one that was withdrawn
+    or signed again since is no longer waiting."""
+    revoked = select(ConsentRevocation.consent_id).where(ConsentRevocation.clinic_id == clinic.id)
+    replaced = select(SignedConsent.supersedes_id).where(SignedConsent.clinic_id == clinic.id,
+                                                         SignedConsent.supersedes_id.is_not(None))
+    query = consents_query(SignedConsent.channel).where(
+        SignedConsent.clinic_id == clinic.id, SignedConsent.pdf_sha256 == "", ConsentAttestation.id.is_(None),
+        SignedConsent.id.not_in(revoked), SignedConsent.id.not_in(replaced))
+    if patient_ids is not None:
+        query = query.where(SignedConsent.patient_id.in_(patient_ids))
+    return list(session.exec(query.order_by(SignedConsent.signed_at, SignedConsent.id)).all())

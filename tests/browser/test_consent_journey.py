@@ -1,5 +1,6 @@
-"""Consent in a real browser: the patient signs on the tablet, a clinician acknowledges a relative
-contraindication and the session starts; an absolute contraindication keeps another one blocked."""
+"""Consent in a real browser: the patient signs on the tablet and the clinician attests each consent
+right after, a clinician acknowledges a relative contraindication and the session starts; an
+absolute contraindication keeps another one blocked."""
 from __future__ import annotations
 
 import re
@@ -66,11 +67,11 @@ def test_tablet_signing_acknowledgement_and_start(page, live_server, sign_in, db
     (t, patient), (t2, other) = _checked_in_unsigned(db, 2)
     sign_in(page, "clinician")
     page.goto(f"{live_server}/sessions/{t.id}")
-    expect(page.get_by_text(re.compile("Consent: Informed consent: ketamine .* not signed")).first).to_be_visible()
+    expect(page.get_by_text(re.compile("Consent: Informed consent: IV ketamine .* not signed")).first).to_be_visible()
 
     # the clinician hands over the tablet: the patient reads, ticks, types and draws, three times
     page.get_by_role("link", name="Resolve").first.click()
-    shot_taken = False
+    shot_taken = attested_once = False
     for _ in range(3):
         expect(page.locator("[data-signature-pad]")).to_be_visible()  # JavaScript enhanced the form
         for box in page.locator("input[name^=ack_]").all():
@@ -83,6 +84,16 @@ def test_tablet_signing_acknowledgement_and_start(page, live_server, sign_in, db
             shot_taken = True
         page.get_by_role("button", name="Sign this consent").click()
         expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+        # the tablet comes back to the clinician, who attests that they explained it
+        expect(page.get_by_text("Awaiting clinician attestation")).to_be_visible()
+        expect(page.get_by_role("link", name="Download the signed PDF")).to_have_count(0)
+        page.get_by_label(re.compile("I attest to the statement above")).check()
+        if not attested_once:
+            screenshot(page, "consent-attest")
+            attested_once = True
+        page.get_by_role("button", name="Sign the attestation").click()
+        expect(page.get_by_text("Attested and signed")).to_be_visible()
+        expect(page.get_by_role("link", name="Download the signed PDF")).to_be_visible()
         todo = page.locator("a[href*='/sign/']")
         if todo.count():
             todo.first.click()

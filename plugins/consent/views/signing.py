@@ -18,8 +18,7 @@ from core.db import get_session
 from core.models import Patient, utcnow
 from core.pdf import pdf_response
 from core.validators import clean_text
-from core.web import after_commit
-from plugins.consent import service, status
+from plugins.consent import documents, service, status
 from plugins.consent.models import Acknowledgement, ConsentRevocation, SignedConsent
 from plugins.consent.views.base import bp, deny, patient_or_404, template_or_404
 
@@ -55,8 +54,8 @@ def patient(patient_id: int):
     p = patient_or_404(patient_id)
     db = get_session()
     st = status.status_for(db, g.clinic, [p.id])[p.id]
-    records = db.exec(select(*status.CONSENT_COLUMNS, SignedConsent.supersedes_id, SignedConsent.channel,
-                             SignedConsent.staff_name).where(
+    records = db.exec(status.consents_query(SignedConsent.supersedes_id, SignedConsent.channel,
+                                            SignedConsent.staff_name).where(
         SignedConsent.clinic_id == g.clinic.id, SignedConsent.patient_id == p.id)
         .order_by(SignedConsent.signed_at.desc(), SignedConsent.id.desc())).all()
     revoked = {r.consent_id: r for r in db.exec(select(ConsentRevocation).where(
@@ -66,7 +65,7 @@ def patient(patient_id: int):
         .order_by(Acknowledgement.signed_at.desc())).all()
     audit.record("consent.view", object_type="patient", object_id=p.id, patient_id=p.id)
     return render_template("consent/patient.html", patient=p, st=st, records=records, revoked=revoked, acks=acks,
-                           viewer=current_user,
+                           viewer=current_user, complete=status.complete,
                            chart_url=service.link_to("patients.chart", patient_id=p.id),
                            reviewer=current_user.role.value in service.REVIEWERS)
 
@@ -153,14 +152,14 @@ def _sign(p: Patient, kind: str, *, channel: str):
         return page(422, errors, values)
 
     previous = status.latest_consents(db, g.clinic, [p.id]).get((p.id, kind))
-    signer = service.Signer(
+    signer = documents.Signer(
         name=name, role=role, authority=values["authority"] if role == "representative" else "",
         method="witnessed_verbal" if values["verbal"] else "drawn" if png else "typed", signature_png=png,
         channel=channel, ip=request.remote_addr or "", user_agent=request.user_agent.string or "",
         staff_user_id=current_user.id if on_tablet else None, staff_name=current_user.name if on_tablet else "")
     savepoint = db.begin_nested()
     try:
-        record = service.sign(db, g.clinic, p, template, signer, token,
+        record = documents.sign(db, g.clinic, p, template, signer, token,
                               supersedes_id=previous.id if previous is not None else None)
         savepoint.commit()
     except IntegrityError:  # the same form submitted twice at once: the other request won
@@ -173,8 +172,8 @@ def _sign(p: Patient, kind: str, *, channel: str):
         return redirect(_done_url(p, existing, on_tablet))
     audit.record("consent.signed", object_type="consent", object_id=record.id, patient_id=p.id,
                  detail=f"{kind} v{template.version} {channel} {signer.method}")
-    after_commit("document_issued", clinic=g.clinic, document=record)
-    flash(f"Signed: {template.title}. Thank you.")
+    flash(f"Signed: {template.title}. Thank you." + ("" if on_tablet else
+          " Your clinician countersigns it next; your copy appears here once they have."))
     return redirect(_done_url(p, record.id, on_tablet))
 
 
@@ -200,7 +199,16 @@ def signed(patient_id: int, consent_id: int):
     required = service.required_kinds(service.settings(db, g.clinic), modality) if modality else []
     audit.record("consent.view", object_type="consent", object_id=record.id, patient_id=p.id)
     return render_template("consent/signed.html", patient=p, record=record,
-                           todo=[st.consents[k] for k in required if st.consents[k].status != "valid"])
+                           att=documents.attestation_of(db, record),
+                           can_attest=documents.attester(db, g.clinic, current_user) is not None,
+                           statement_preview=_preview(db, record),
+                           todo=[st.consents[k] for k in required
+                                 if st.consents[k].status != "valid" and k != record.kind])
+
+
+def _preview(db, record: SignedConsent) -> str:
+    provider = documents.attester(db, g.clinic, current_user)
+    return documents.statement_for(record, provider) if provider is not None else ""
 
 
 @bp.get("/patients/<int:patient_id>/consents/<int:consent_id>.pdf")
@@ -212,13 +220,17 @@ def staff_pdf(patient_id: int, consent_id: int):
 
 def _download(p: Patient, record: SignedConsent):
     """The stored bytes, never re-rendered; refused (and audited) if they no longer match."""
-    if not service.integrity_ok(record):
+    pdf, ok = documents.issued_pdf(record, documents.attestation_of(get_session(), record))
+    if ok and pdf is None:
+        abort(409, "This consent was signed and is awaiting a clinician's attestation that they explained it. "
+                   "Its PDF is issued once the clinician has signed.")
+    if not ok:
         audit.record_denied("consent.integrity_failed", object_type="consent", object_id=record.id,
                             patient_id=p.id, outcome="integrity_error")
         abort(409, "This signed document failed its integrity check and cannot be downloaded. "
                    "The event was logged; please contact the clinic's administrator.")
     audit.record("consent.downloaded", object_type="consent", object_id=record.id, patient_id=p.id)
-    return pdf_response(record.pdf, f"consent-{record.kind}-v{record.version}-{record.id}.pdf")
+    return pdf_response(pdf, f"consent-{record.kind}-v{record.version}-{record.id}.pdf")
 
 
 @bp.post("/patients/<int:patient_id>/consents/<int:consent_id>/revoke")
