@@ -1,6 +1,6 @@
 """Redis and separate processes for tests: a Redis database per test, `glia worker`s and app servers.
 
-Import the redis_url fixture into a test module to use it. Each subprocess builds its app from the
+A test module makes its fixture with ``yield from redis_database()``. Each subprocess builds its app from the
 environment (GLIA_DATABASE_URL, GLIA_REDIS_URL) the way another host would.
 
 Redis is expected at GLIA_TEST_REDIS_URL (default 127.0.0.1:6379). Without it the tests skip,
@@ -34,9 +34,11 @@ server.serve_forever()
 """
 
 
-@pytest.fixture
-def redis_url():
-    """A Redis database of this test's own (one of 1-15, claimed by a marker key), flushed afterwards."""
+def redis_database():
+    """A Redis database of one test's own (one of 1-15, claimed by a marker key), flushed afterwards.
+
+    A generator for a fixture: ``yield from redis_database()``.
+    """
     token = uuid.uuid4().hex
     for n in random.sample(range(1, 16), 15):
         conn = redis.Redis.from_url(f"{REDIS_URL}/{n}", socket_connect_timeout=2)

@@ -6,10 +6,16 @@ import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
 
-from tests.redis_support import app_server
+import pytest
+
+from tests.redis_support import app_server, redis_database
 from tests.support import PASSWORD, form_token, post
 
-pytest_plugins = ["tests.redis_support"]  # the redis_url fixture
+
+@pytest.fixture
+def redis_url():
+    yield from redis_database()
+
 
 def _failed_login(base: str) -> int:
     """A wrong password through the real form, as a browser sends it; the HTTP status."""

@@ -17,10 +17,14 @@ from core import queue
 from core.db import new_session
 from core.models import AuditEvent, Clinic, Patient
 from plugins.billing.models import BillingCharge, BillingSuperbill
-from tests.redis_support import glia_worker, redis_text, stop, subprocess_env
+from tests.redis_support import glia_worker, redis_database, redis_text, stop, subprocess_env
 from tests.support import login
 
-pytest_plugins = ["tests.redis_support"]  # the redis_url fixture
+
+@pytest.fixture
+def redis_url():
+    yield from redis_database()
+
 
 def _setup(db):
     clinic = db.exec(select(Clinic).where(Clinic.slug == "stillwater")).one()
