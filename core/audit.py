@@ -1,29 +1,18 @@
-"""The audit log: one row per read or change of patient data, hash-chained, append-only.
+"""The audit log: one row per read or change of patient data, keyed and chained, append-only.
 
-Rows hold ids and action names, never PHI values. Each row's hash covers the previous
-row's hash, so an edited, deleted or reordered row breaks the chain at that row.
+Rows hold ids and action names, never PHI values. A row is written in the transaction of the
+change it records (a read-only request writes it just before its response leaves) and carries
+a keyed MAC; a short sealing step then chains it (core.audit_chain explains the design).
 """
 from __future__ import annotations
 
-import hashlib
+import secrets
 
 from flask import g, has_request_context, request
-from sqlalchemy import text
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from core import audit_chain
 from core.models import AuditEvent, utcnow
-
-GENESIS = "0" * 64
-_FIELDS = ("at", "clinic_id", "user_id", "role", "action", "object_type", "object_id",
-           "patient_id", "outcome", "ip", "detail")
-
-
-def _digest(prev_hash: str, event: AuditEvent) -> str:
-    parts = []
-    for name in _FIELDS:
-        value = getattr(event, name)
-        parts.append(value.strftime("%Y-%m-%dT%H:%M:%S.%f") if name == "at" else ("" if value is None else str(value)))
-    return hashlib.sha256((prev_hash + "\x1f" + "\x1f".join(parts)).encode()).hexdigest()
 
 
 def current_actor() -> dict:
@@ -45,11 +34,9 @@ def current_actor() -> dict:
 def append(session: Session, action: str, *, object_type: str = "", object_id=None,
            patient_id: int | None = None, outcome: str = "ok", detail: str = "",
            clinic_id: int | None = None, user_id: int | None = None, actor: dict | None = None) -> AuditEvent:
-    """Add one chained row inside ``session``'s transaction (atomic with the change it records)."""
+    """Add one row inside ``session``'s transaction (atomic with the change it records); its
+    commit seals it into the chain."""
     actor = actor or current_actor()
-    if session.get_bind().dialect.name == "postgresql":
-        session.exec(text("SELECT pg_advisory_xact_lock(727274)"))  # one writer extends the chain
-    prev = session.exec(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
     event = AuditEvent(
         at=utcnow(),
         clinic_id=clinic_id if clinic_id is not None else actor["clinic_id"],
@@ -62,12 +49,12 @@ def append(session: Session, action: str, *, object_type: str = "", object_id=No
         outcome=outcome,
         ip=actor["ip"],
         detail=detail[:500],
-        prev_hash=prev or GENESIS,
-        hash="",
+        nonce=secrets.token_hex(16),
     )
-    event.hash = _digest(event.prev_hash, event)
+    event.mac = audit_chain.row_mac(audit_chain.current_key(), event)
     session.add(event)
     session.flush()
+    audit_chain.note_unsealed(session, event.id)
     return event
 
 
@@ -95,19 +82,6 @@ def flush_denied(engine) -> None:
     with session_scope(engine) as session:
         for action, kw in pending:
             append(session, action, **kw)
-
-
-def verify(session: Session) -> tuple[int, AuditEvent | None]:
-    """Walk the chain; return (rows checked, first bad row or None)."""
-    prev = GENESIS
-    count = 0
-    rows = session.exec(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000)
-    for event in rows:
-        count += 1
-        if event.prev_hash != prev or _digest(prev, event) != event.hash:
-            return count, event
-        prev = event.hash
-    return count, None
 
 
 def immutable_trigger_sql(dialect: str, table: str) -> list[str]:

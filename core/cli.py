@@ -13,6 +13,7 @@ from werkzeug.serving import run_simple
 from sqlmodel import select
 
 from core import create_app
+from core.audit_cli import audit_group
 from core.models import Clinic
 
 
@@ -232,24 +233,7 @@ def plugins_disable(name, slug, reason):
 
 # -- audit -------------------------------------------------------------------------------
 
-@cli.group("audit")
-def audit_group():
-    """The tamper-evident audit log."""
-
-
-@audit_group.command("verify")
-@with_appcontext
-def audit_verify():
-    """Check the hash chain; names the first bad entry."""
-    from core import audit
-    from core.db import session_scope
-
-    with session_scope(current_app.extensions["glia"].engine, write=False) as session:
-        count, bad = audit.verify(session)
-    if bad is not None:
-        click.echo(f"audit chain broken at entry {bad.id} (entry {count} of the chain)", err=True)
-        sys.exit(1)
-    click.echo(f"audit chain intact: {count} entries")
+cli.add_command(audit_group)
 
 
 def _register_plugin_commands() -> None:

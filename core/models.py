@@ -398,8 +398,23 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(default="ok", max_length=20)
     ip: str = Field(default="", max_length=45)
     detail: str = Field(default="", max_length=500)
-    prev_hash: str = Field(max_length=64)
+    # the legacy unkeyed chain (rows written before migration 0005); empty on newer rows
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
+    # newer rows: a random id (a copied row shows as a duplicate) and a keyed MAC of the row
+    nonce: str | None = Field(default=None, max_length=32, index=True, unique=True)
+    mac: str | None = Field(default=None, max_length=64)
+
+
+class AuditSeal(SQLModel, table=True):
+    """An audit row's place in the keyed chain, given by the sealing step (core.audit_chain)."""
+
+    __tablename__ = "audit_seal"
+    __immutable__ = True
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    event_id: int = Field(foreign_key="audit_event.id", unique=True)
     hash: str = Field(max_length=64)
+    sealed_at: datetime = ts(nullable=False)
 
 
 class ImmutableRecordError(Exception):

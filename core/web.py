@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
+from pathlib import Path
 
 from flask import Flask, current_app, g, make_response, render_template, request, session
 from flask_limiter import Limiter
@@ -14,7 +15,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import audit, auth, db, hooks
+from core import audit, audit_chain, auth, db, hooks
 from core import safe_logging
 from core.slots import NavItem
 
@@ -28,6 +29,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def init_app(app: Flask) -> None:
     safe_logging.install()
+    # the audit key, or (in production, without one) no start at all, as for the secret key
+    app.extensions["glia_audit_key"] = audit_chain.load_key(app.config["GLIA_ENV"], Path(app.instance_path))
     hops = app.config["GLIA_PROXY_HOPS"]
     if hops:  # only then is X-Forwarded-For the client (throttling and audit use its address)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)

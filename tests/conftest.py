@@ -7,6 +7,7 @@ so tests are isolated, fast, and use the real schema and real connections.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import uuid
 from pathlib import Path
@@ -23,6 +24,8 @@ PG_URL = os.environ.get("GLIA_TEST_POSTGRES_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+# one audit key for the run, as an operator sets it: apps, production-mode CLI runs and servers share it
+os.environ.setdefault("GLIA_AUDIT_KEY", secrets.token_hex(32))
 
 
 def pytest_sessionstart(session):

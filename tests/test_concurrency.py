@@ -1,20 +1,30 @@
-"""Requests in parallel: a reading request holds no write lock, and its audit row still lands.
+"""Requests in parallel: a reading request holds no write lock, its audit row still lands, and
+under load every audited request leaves exactly one audit row in a chain that verifies.
 
-Real threads drive the real app on the test's real database (SQLite file or PostgreSQL).
+Real threads drive the real app (in process, or served over HTTP) on the test's real database.
 """
 from __future__ import annotations
 
 import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from http.cookiejar import CookieJar
 
+from click.testing import CliRunner
 from sqlalchemy import text
 from sqlmodel import select
+from werkzeug.serving import make_server
 
 from core import audit
+from core.cli import cli
 from core.auth import staff
 from core.db import get_session
 from core.models import Patient
 from tests.security_support import audit_count, engine_of, scalar
-from tests.support import login, post
+from tests.support import form_token, login, post
 
 GIVE_UP = 120  # seconds: only so a regression fails instead of hanging the run
 
@@ -97,3 +107,85 @@ def test_a_read_whose_audit_row_cannot_be_written_answers_the_error_page(app, cl
     body = page.get_data(as_text=True)
     assert "Something went wrong" in body and patient.legal_last_name not in body
     assert audit_count(app) == before
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 302 after a POST is the answer itself
+
+
+def _signed_in_opener(base: str):
+    """A browser-like client of the served app, signed in as the clinician, and a form token."""
+    from core.demo import DEMO_PASSWORD
+
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _NoRedirect)
+    token = form_token(opener.open(f"{base}/login").read().decode())
+    data = urllib.parse.urlencode({"csrf_token": token, "email": "clinician@demo.glia.example",
+                                   "password": DEMO_PASSWORD}).encode()
+    try:
+        opener.open(f"{base}/login", data=data)
+    except urllib.error.HTTPError as answer:
+        assert answer.code == 302, answer.code
+    return opener
+
+
+def test_fifty_clients_at_once_leave_exactly_one_sealed_audit_row_per_audited_request(make_app, db, db_url):
+    app = make_app()
+    patients = db.exec(select(Patient.id).where(Patient.mrn.like("ST%")).order_by(Patient.id).limit(5)).all()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        signed_in = [_signed_in_opener(base) for _ in range(10)]  # 50 clients on 10 sign-ins
+        tokens = [form_token(o.open(f"{base}/patients/{patients[0]}").read().decode()) for o in signed_in]
+        openers, tokens = [signed_in[i % 10] for i in range(50)], [tokens[i % 10] for i in range(50)]
+        before = _actions(app)
+        counts = [Counter() for _ in range(50)]  # one per client: no shared counter to race on
+        failures: list[str] = []
+        stop = time.monotonic() + 3  # a few seconds, and at least 4 requests per client; no timed asserts
+        start = threading.Barrier(50)
+
+        def client(i: int) -> None:
+            start.wait()
+            n = 0
+            while n < 4 or time.monotonic() < stop:
+                patient = patients[(i + n) % len(patients)]
+                try:
+                    if n % 4 == 3:
+                        data = urllib.parse.urlencode({"csrf_token": tokens[i], "med_name": f"Load {i}-{n}",
+                                                       "drug_class": "ssri", "sensitivity": "general"}).encode()
+                        try:
+                            openers[i].open(f"{base}/patients/{patient}/medications", data=data)
+                            failures.append("the medication form did not redirect")
+                        except urllib.error.HTTPError as answer:
+                            if answer.code != 302:
+                                raise
+                        counts[i]["medication.create"] += 1
+                    else:
+                        openers[i].open(f"{base}/patients/{patient}").read()
+                        counts[i]["patient.view"] += 1
+                except Exception as exc:  # noqa: BLE001 - every failed request is reported
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                n += 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(GIVE_UP)
+    finally:
+        server.shutdown()
+    done = sum(counts, Counter())
+    assert not failures, failures[:5]
+    assert done["patient.view"] > 50 and done["medication.create"] > 0
+    after = _actions(app)
+    assert {a: after.get(a, 0) - before.get(a, 0) for a in done} == dict(done)  # nothing lost, nothing twice
+    assert sum(after.values()) - sum(before.values()) == sum(done.values())
+    result = CliRunner().invoke(cli, ["audit", "verify"], env={"GLIA_DATABASE_URL": db_url, "GLIA_ENV": "production"})
+    assert result.exit_code == 0, result.output
+    assert f"intact: {audit_count(app)} entries sealed" in result.output
+
+
+def _actions(app) -> dict[str, int]:
+    with engine_of(app).connect() as conn:
+        return dict(conn.execute(text("SELECT action, count(*) FROM audit_event GROUP BY action")).all())
