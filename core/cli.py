@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from core import create_app
 from core.audit_cli import audit_group
+from core.commands.worker import jobs_command, worker_command
 from core.models import Clinic
 
 
@@ -234,6 +235,12 @@ def plugins_disable(name, slug, reason):
 # -- audit -------------------------------------------------------------------------------
 
 cli.add_command(audit_group)
+
+
+# -- the job queue -----------------------------------------------------------------------
+
+cli.add_command(worker_command)
+cli.add_command(jobs_command)
 
 
 def _register_plugin_commands() -> None:
