@@ -7,6 +7,9 @@ ratios side by side. wrk shares the machine's cores with the workers, so even th
 route does not reach 2x: read the chart's ratio beside the bare route's.
 
 Run: python bench/bench_workers.py [--seconds 10] [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/glia_bench_scale]
+     python bench/bench_workers.py --load 20 [--postgres ...]
+       (instead: 50 clients for 20 s on 2 workers, chart reads and medication forms; then audit rows
+        are counted against audited requests and `glia audit verify` runs)
 """
 from __future__ import annotations
 
@@ -135,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--postgres", default="", help="a PostgreSQL URL for a database this bench may drop and refill")
+    parser.add_argument("--load", type=int, default=0, help="seconds of the 50-client audit load run instead")
     args = parser.parse_args()
 
     backends = [("sqlite", f"sqlite:///{tempfile.mkdtemp()}/bench.db")]
@@ -144,12 +148,83 @@ def main() -> None:
         if name == "postgresql":
             _recreate_pg(url)
         build(url)
+        if args.load:
+            print(f"{name:10}  {load(url, args.load)}", flush=True)
+            continue
         r = measure(url, args.seconds)
         print(f"{name:10}  chart  1 worker {r['chart'][1]:8.1f} req/s   2 workers {r['chart'][2]:8.1f} req/s   "
               f"ratio {r['chart'][2] / r['chart'][1]:.2f}x   (target >= 1.7x)")
         print(f"{name:10}  bare   1 worker {r['bare'][1]:8.1f} req/s   2 workers {r['bare'][2]:8.1f} req/s   "
               f"ratio {r['bare'][2] / r['bare'][1]:.2f}x   (reference)")
         print(f"{name:10}  chart / bare with 2 workers: {r['chart'][2] / r['bare'][2]:.3f}x   (target >= 0.1x)")
+
+
+def load(url: str, seconds: int, clients: int = 50) -> str:
+    """50 clients on 2 workers; every answered request must have left exactly one audit row."""
+    import threading
+    from collections import Counter
+
+    from sqlalchemy import create_engine, text
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    engine = create_engine(url)
+
+    def actions() -> Counter:
+        with engine.connect() as conn:
+            return Counter(dict(conn.execute(text("SELECT action, count(*) FROM audit_event GROUP BY action")).all()))
+
+    with Server(url, "core:create_app()", 2) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        sessions = []
+        for _ in range(10):
+            cookie, opener = sign_in(server.port)
+            path = chart_path(server.port, opener)
+            token = re.search(r'name="csrf_token" value="([^"]+)"', opener.open(base + path).read().decode()).group(1)
+            sessions.append((cookie, path, token))
+        before = actions()
+        counts = [Counter() for _ in range(clients)]
+        stop = time.monotonic() + seconds
+
+        def client(i: int) -> None:
+            cookie, path, token = sessions[i % len(sessions)]
+            opener = urllib.request.build_opener(NoRedirect)
+            opener.addheaders = [("Cookie", cookie)]
+            n = 0
+            while time.monotonic() < stop:
+                try:
+                    if n % 4 == 3:
+                        data = urllib.parse.urlencode({"csrf_token": token, "med_name": f"Load {i}-{n}",
+                                                       "drug_class": "ssri", "sensitivity": "general"}).encode()
+                        try:
+                            opener.open(f"{base}{path}/medications", data=data)
+                        except urllib.error.HTTPError as answer:
+                            if answer.code != 302:
+                                raise
+                        counts[i]["medication.create"] += 1
+                    else:
+                        opener.open(base + path).read()
+                        counts[i]["patient.view"] += 1
+                except Exception as exc:  # noqa: BLE001 - counted, and the run reported as failed
+                    counts[i]["failed: " + type(exc).__name__] += 1
+                n += 1
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    done = sum(counts, Counter())
+    after = actions()
+    rows = {a: after[a] - before[a] for a in done if not a.startswith("failed")}
+    verify = subprocess.run([sys.executable, "-c", "from core.cli import main; main()", "audit", "verify"],
+                            cwd=ROOT, env=_env(url), capture_output=True, text=True)
+    engine.dispose()
+    same = all(rows[a] == done[a] for a in rows)
+    return (f"load {clients} clients x {seconds}s: requests {dict(done)}, audit rows {rows} -> "
+            f"{'equal' if same else 'DIFFERENT'}; {(verify.stdout or verify.stderr).strip()}")
 
 
 def _recreate_pg(url: str) -> None:
