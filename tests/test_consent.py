@@ -452,7 +452,7 @@ def test_hooks_fill_the_chart_dashboard_letters_and_nav(app, client, db):
     panel = next(p for p in panels if p.title == "Consents and screening")
     assert "Not signed" in str(panel.html) and "Sign on tablet" in str(panel.html)
     section = next(s for s in sections if s.title == "Consent and safety screening")
-    assert "Contraindication screening: completed" in str(section.html)
+    assert "Contraindication screening: last completed" in str(section.html)
 
     login(app, client, "clinician")
     dashboard = client.get("/")

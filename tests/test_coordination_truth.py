@@ -25,8 +25,10 @@ KINDS = json.loads((DATA / "letter_kinds.json").read_text(encoding="utf-8"))["ki
 STATUS_PHRASES = {
     "item 9 reviewed": re.compile(r"reviewed by", re.I),
     "item 9 awaiting review": re.compile(r"awaiting clinician review", re.I),
-    "consent signed": re.compile(r"signed \d\d/\d\d/\d{4}"),
-    "screening completed": re.compile(r"screening: completed", re.I),
+    "consent signed": re.compile(r"signed by the patient [A-Z][a-z]{2} \d{1,2}, \d{4}"),
+    "consent awaiting attestation": re.compile(r"awaiting the explaining clinician's attestation", re.I),
+    "screening completed": re.compile(r"screening: last completed", re.I),
+    "screening awaiting review": re.compile(r"answers awaiting a clinician's review", re.I),
     "induction complete": re.compile(r"Induction series complete:|has completed the induction", re.I),
     "induction under way": re.compile(r"sessions of the induction series completed", re.I),
     "medication hold": re.compile(r"\b(is|are|was|were|been) (being )?held\b|hold (is |was )?agreed|on hold", re.I),
