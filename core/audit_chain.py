@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import event, func, insert, select, text
+from sqlalchemy import case, event, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -148,16 +148,19 @@ def seal(conn: Connection, key: bytes, *, floor: int | None = None, limit: int =
 
     Only rows with a MAC are sealed: every row written since migration 0005 has one, and that
     migration sealed the older rows (``legacy``), so a row without one is forged and stays out."""
-    last = conn.execute(select(_S.c.seq, _S.c.hash).order_by(_S.c.seq.desc()).limit(1)).first()
-    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
-    newest = conn.execute(select(func.max(_S.c.event_id))).scalar() or 0
-    window = max(0, newest - LOOKBACK)
-    floor = window if floor is None else min(floor, window)
+    # one query: the unsealed rows, each carrying the chain's head (a request seals in two statements)
+    sealed, head = _S.alias("sealed"), _S.alias("head")  # aliases: never correlated with the join below
+    window = func.coalesce(select(func.max(sealed.c.event_id)).scalar_subquery(), 0) - LOOKBACK
+    bound = window if floor is None else case((window < floor, window), else_=floor)
+    latest = select(head.c.seq).order_by(head.c.seq.desc()).limit(1)
     signed = _E.c.mac.is_(None) if legacy else _E.c.mac.is_not(None)
-    rows = conn.execute(select(_E).outerjoin(_S, _S.c.event_id == _E.c.id)
-                        .where(_S.c.seq.is_(None), _E.c.id > floor, signed).order_by(_E.c.id).limit(limit)).all()
+    rows = conn.execute(select(_E, latest.scalar_subquery().label("head_seq"),
+                               latest.with_only_columns(head.c.hash).scalar_subquery().label("head_hash"))
+                        .outerjoin(_S, _S.c.event_id == _E.c.id)
+                        .where(_S.c.seq.is_(None), _E.c.id > bound, signed).order_by(_E.c.id).limit(limit)).all()
     if not rows:
         return 0
+    seq, prev = (rows[0].head_seq, rows[0].head_hash) if rows[0].head_seq is not None else (0, GENESIS)
     now, seals = utcnow(), []
     for row in rows:
         seq += 1

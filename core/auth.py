@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import abort, current_app, g, redirect, request, session, url_for
+from flask import abort, current_app, g, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
@@ -140,27 +140,34 @@ def _load_user(user_id: str):
     if not sid:
         return None
     db = get_session()
-    us = db.get(UserSession, sid)
+    # one query for the session, its user, the membership it relies on and its clinic
+    found = db.exec(
+        select(UserSession, User, Membership.user_id, Clinic)
+        .join(User, User.id == UserSession.user_id)
+        .outerjoin(Membership, (Membership.user_id == UserSession.user_id) & (Membership.clinic_id == UserSession.clinic_id))
+        .outerjoin(Clinic, Clinic.id == UserSession.clinic_id)
+        .where(UserSession.id == sid)).first()
+    if found is None:
+        return None
+    us, user, member, clinic = found
     now = utcnow()
     cfg = current_app.config
-    if us is None or us.ended_at is not None or str(us.user_id) != user_id:
+    if us.ended_at is not None or str(us.user_id) != user_id:
         return None
     idle = timedelta(minutes=cfg["GLIA_IDLE_MINUTES"])
     absolute = timedelta(hours=cfg["GLIA_ABSOLUTE_HOURS"])
     if now - us.last_seen_at > idle or now - us.created_at > absolute:
         _touch(us, ended_at=now)
         return None
-    user = db.get(User, us.user_id)
-    revoked = (user is not None and user.is_staff and us.clinic_id is not None
-               and db.get(Membership, (user.id, us.clinic_id)) is None)
-    if user is None or not user.active or revoked:
+    revoked = user.is_staff and us.clinic_id is not None and member is None
+    if not user.active or revoked:
         _touch(us, ended_at=now)
         return None
     if now - us.last_seen_at > timedelta(seconds=30):
         _touch(us, last_seen_at=now)
     g.user_session = us
-    if us.clinic_id is not None:
-        g.clinic = db.get(Clinic, us.clinic_id)
+    if clinic is not None:
+        g.clinic = clinic
     return user
 
 

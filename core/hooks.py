@@ -13,28 +13,25 @@ from functools import lru_cache
 import pluggy
 from flask import current_app, g
 from markupsafe import Markup
-from sqlmodel import select
 
-from core.models import Clinic, PluginState
+from core.models import Clinic
 from core.slots import PluginError
 
 log = logging.getLogger("glia.plugins")
+ENABLED = "_enabled_plugins"  # g key: clinic id -> its enabled plugins, for this request or command
 
 
 def enabled_plugins(clinic: Clinic | None) -> frozenset[str]:
     """Names of the loaded plugins enabled for ``clinic`` (enabled unless switched off)."""
-    ext = current_app.extensions["glia"]
+    from core.db import get_session
+    from core.plugin_state import clinic_states
+
     if clinic is None:
         return frozenset()
-    cache = g.setdefault("_enabled_plugins", {})
+    cache = g.setdefault(ENABLED, {})
     if clinic.id not in cache:
-        from core.db import get_session
-
-        rows = get_session().exec(
-            select(PluginState.plugin, PluginState.enabled).where(PluginState.clinic_id == clinic.id)
-        ).all()
-        off = {name for name, enabled in rows if not enabled}
-        cache[clinic.id] = frozenset(name for name in ext.plugins if name not in off)
+        off = {name for name, row in clinic_states(get_session(), clinic).items() if not row.enabled}
+        cache[clinic.id] = frozenset(name for name in current_app.extensions["glia"].plugins if name not in off)
     return cache[clinic.id]
 
 
@@ -88,19 +85,24 @@ class Relay:
         # pluggy calls the last registered first; we keep plugin (name) order instead,
         # still honouring tryfirst/trylast.
         impls = sorted(self.impls(hook), key=lambda i: (0 if i.tryfirst else 2 if i.trylast else 1, i.plugin_name))
+        # a read-only request has nothing of its own to protect: a plugin that fails there
+        # costs the read transaction (rolled back, so PostgreSQL reads on), not a savepoint each
+        reads_only = g.get("db_reads_only", False) and g.get("db") is session
         for impl in impls:
             args = [kwargs[name] for name in impl.argnames]
-            savepoint = session.begin_nested()
+            savepoint = None if reads_only else session.begin_nested()
             try:
                 value = impl.function(*args)
                 session.flush()
             except Exception:  # noqa: BLE001 - isolation is the point
-                if savepoint.is_active:
+                if savepoint is None:
+                    session.rollback()
+                elif savepoint.is_active:
                     savepoint.rollback()
                 log.exception("plugin %s raised in hook %s", impl.plugin_name, hook)
                 errors.append(PluginError(impl.plugin_name, hook))
                 continue
-            if savepoint.is_active:
+            if savepoint is not None and savepoint.is_active:
                 savepoint.commit()
             yield impl, value
 

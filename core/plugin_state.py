@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import current_app
+from flask import current_app, g, has_app_context
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -75,6 +75,7 @@ def set_enabled(session: Session, clinic: Clinic, plugin: str, enabled: bool, *,
     state = session.get(PluginState, (clinic.id, plugin))
     if state is None:
         state = PluginState(clinic_id=clinic.id, plugin=plugin, enabled=True, settings={})
+    _forget(session, clinic)
     if state.enabled == enabled and state in session:
         return False
     changed = state.enabled != enabled
@@ -86,6 +87,30 @@ def set_enabled(session: Session, clinic: Clinic, plugin: str, enabled: bool, *,
     return changed
 
 
+_STATES = "glia_plugin_states"  # session.info key: clinic id -> {plugin: its row}
+
+
+def clinic_states(session: Session, clinic: Clinic) -> dict[str, PluginState]:
+    """The clinic's plugin rows (switches and settings), read once per session.
+
+    Every page asks which plugins are on and several plugins read their settings: one query
+    serves them all. Switching or saving through this module forgets the cached rows.
+    """
+    cache = session.info.setdefault(_STATES, {})
+    if clinic.id not in cache:
+        rows = session.exec(select(PluginState).where(PluginState.clinic_id == clinic.id)).all()
+        cache[clinic.id] = {r.plugin: r for r in rows}
+    return cache[clinic.id]
+
+
+def _forget(session: Session, clinic: Clinic) -> None:
+    from core.hooks import ENABLED
+
+    session.info.get(_STATES, {}).pop(clinic.id, None)
+    if has_app_context():
+        g.get(ENABLED, {}).pop(clinic.id, None)
+
+
 def states(session: Session, clinic_ids: list[int]) -> dict[tuple[int, str], PluginState]:
     rows = session.exec(select(PluginState).where(PluginState.clinic_id.in_(clinic_ids))).all()
     return {(r.clinic_id, r.plugin): r for r in rows}
@@ -95,6 +120,9 @@ def gates_off(session: Session, clinic: Clinic | None) -> list[GateOff]:
     """The safety gates switched off for ``clinic``, with who, when and why (for every session page)."""
     if clinic is None:
         return []
+    plugins = current_app.extensions["glia"].plugins
+    if not any(not r.enabled and is_gate(plugins, name) for name, r in clinic_states(session, clinic).items()):
+        return []  # the usual case, answered from the rows this request has already read
     return gates_off_by_clinic(session, [clinic.id]).get(clinic.id, [])
 
 
@@ -136,7 +164,7 @@ def settings_for(session: Session, clinic: Clinic, plugin: str) -> dict:
     """The plugin's declared defaults overlaid with what the clinic saved."""
     declared = current_app.extensions["glia"].settings.get(plugin, {})
     values = {key: s.default for key, s in declared.items()}
-    state = session.get(PluginState, (clinic.id, plugin))
+    state = clinic_states(session, clinic).get(plugin)
     if state is not None:
         values.update({k: v for k, v in (state.settings or {}).items() if k in declared})
     return values
@@ -146,6 +174,7 @@ def save_settings(session: Session, clinic: Clinic, plugin: str, values: dict) -
     declared = current_app.extensions["glia"].settings.get(plugin, {})
     state = session.get(PluginState, (clinic.id, plugin)) or PluginState(
         clinic_id=clinic.id, plugin=plugin, enabled=True, settings={})
+    _forget(session, clinic)
     state.settings = {**(state.settings or {}), **{k: v for k, v in values.items() if k in declared}}
     session.add(state)
     audit.append(session, "plugin.settings_changed", object_type="plugin", object_id=plugin, clinic_id=clinic.id)

@@ -107,17 +107,25 @@ def _security_headers(response):
 
 
 def _template_context():
+    """The page frame's values, computed once per request however many fragments it renders
+    (plugin panels and widgets are templates too); recomputed only if the user or clinic changes."""
     if g.get("failed"):  # the 500 page: do not touch a database that may be failing
         return {"current_clinic": None, "nav": [], "user_clinics": []}
     # outside a request (PDFs rendered by the CLI or the demo seed) there is no user at all
     user = current_user if current_user and current_user.is_authenticated else None
     clinic = g.get("clinic")
+    key = (user.id if user else None, clinic.id if clinic else None)
+    cached = g.get("_page_frame")
+    if cached is not None and cached[0] == key:
+        return cached[1]
     nav: list[NavItem] = []
     if user is not None and user.is_staff:
         items, _errors = hooks.relay(clinic).collect("nav_items", expect=NavItem, clinic=clinic, user=user)
         nav = [i for i in hooks.ordered(items) if user.role.value in i.roles]
-    return {"current_clinic": clinic, "nav": nav,
-            "user_clinics": auth.clinics_of(user) if user and user.is_staff else []}
+    frame = {"current_clinic": clinic, "nav": nav,
+             "user_clinics": auth.clinics_of(user) if user and user.is_staff else []}
+    g._page_frame = (key, frame)
+    return frame
 
 
 def _register_filters(app: Flask) -> None:

@@ -235,13 +235,14 @@ def chart_context(patient: Patient) -> dict:
     clinic = g.clinic
     clinical = is_clinical(current_user)
     of_patient = (TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id)
-    sessions = db.exec(select(TreatmentSession).where(*of_patient)
-                       .order_by(TreatmentSession.scheduled_at.desc()).limit(SESSIONS_SHOWN)).all()
-    session_count = (db.exec(select(func.count()).select_from(TreatmentSession).where(*of_patient)).one()
-                     if len(sessions) == SESSIONS_SHOWN else len(sessions))
+    # the newest sessions and, in the same statement, how many there are in all
+    rows = db.exec(select(TreatmentSession, func.count().over().label("total")).where(*of_patient)
+                   .order_by(TreatmentSession.scheduled_at.desc()).limit(SESSIONS_SHOWN)).all()
+    sessions = [t for t, _ in rows]
+    session_count = rows[0].total if rows else 0
     providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
     signers = {i for t in sessions for i in (t.dose_override_by_id, t.discharge_ready_by_id) if i}
-    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all())  # one query, even when empty
+    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all()) if signers else {}
     today = date.today()
     age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
     ctx = {"patient": patient, "sessions": sessions, "session_count": session_count, "providers": {p.id: p for p in providers}, "age": age,

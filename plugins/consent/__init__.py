@@ -106,16 +106,14 @@ def dashboard_widgets(clinic, user):
     session = get_session()
     zone = ZoneInfo(clinic.timezone)
     start = datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone)
-    treatments = session.exec(select(TreatmentSession).where(
-        TreatmentSession.clinic_id == clinic.id, TreatmentSession.scheduled_at >= start,
+    found = session.exec(select(TreatmentSession, Patient).join(Patient, Patient.id == TreatmentSession.patient_id).where(
+        TreatmentSession.clinic_id == clinic.id, Patient.clinic_id == clinic.id, TreatmentSession.scheduled_at >= start,
         TreatmentSession.scheduled_at < start + timedelta(days=1),
         TreatmentSession.status.in_([SessionStatus.scheduled, SessionStatus.checked_in]))
         .order_by(TreatmentSession.scheduled_at)).all()
-    blocked = {tid: found for tid, found in gate.blockers_for(session, clinic, list(treatments)).items() if found}
-    ids = {t.patient_id for t in treatments if t.id in blocked}
-    patients = {p.id: p for p in session.exec(select(Patient).where(
-        Patient.clinic_id == clinic.id, Patient.id.in_(ids))).all()} if ids else {}
-    rows = [(t, patients[t.patient_id], blocked[t.id]) for t in treatments if t.id in blocked]
+    treatments = [t for t, _ in found]
+    blocked = {tid: reasons for tid, reasons in gate.blockers_for(session, clinic, treatments).items() if reasons}
+    rows = [(t, patient, blocked[t.id]) for t, patient in found if t.id in blocked]
     html = render_template("consent/widget.html", rows=rows, total=len(treatments),
                            clinical=user.role.value != "front_desk",
                            chart=lambda pid: service.link_to("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))

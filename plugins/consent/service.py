@@ -113,8 +113,15 @@ def ensure_clinic_data(session: Session, clinic: Clinic) -> None:
 
 
 def current_templates(session: Session, clinic: Clinic) -> dict[str, ConsentTemplate]:
-    """kind -> the newest version, for the clinic."""
-    ensure_clinic_data(session, clinic)
+    """kind -> the newest version, for the clinic (its defaults copied in first if any kind is missing)."""
+    found = _newest_templates(session, clinic)
+    if KINDS.keys() - found.keys():
+        ensure_clinic_data(session, clinic)
+        found = _newest_templates(session, clinic)
+    return found
+
+
+def _newest_templates(session: Session, clinic: Clinic) -> dict[str, ConsentTemplate]:
     newest = (select(ConsentTemplate.kind, func.max(ConsentTemplate.version).label("v"))
               .where(ConsentTemplate.clinic_id == clinic.id).group_by(ConsentTemplate.kind).subquery())
     rows = session.exec(select(ConsentTemplate).join(

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from core.models import Clinic, utcnow
@@ -72,8 +73,30 @@ def latest_consents(session: Session, clinic: Clinic, patient_ids: list[int]) ->
     return {(r.patient_id, r.kind): r for r in rows}
 
 
+_MEMO = "consent_status"  # session.info key: answers already computed in this transaction
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_statuses(session, *_args) -> None:
+    """Any write, or a new transaction, makes earlier answers stale: the gate never reads an old one."""
+    session.info.pop(_MEMO, None)
+
+
 def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, PatientStatus]:
-    """Consent and screening status for many patients in a fixed number of queries."""
+    """Consent and screening status for many patients in a fixed number of queries.
+
+    A page asks more than once for the same patients (the gate, then the session's panel):
+    within one transaction and with nothing written meanwhile, the answer is computed once.
+    """
+    memo = session.info.setdefault(_MEMO, {})
+    key = (clinic.id, tuple(patient_ids))
+    if key not in memo:
+        memo[key] = _compute(session, clinic, patient_ids)
+    return memo[key]
+
+
+def _compute(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, PatientStatus]:
     values = settings(session, clinic)
     templates = current_templates(session, clinic)
     now = utcnow()

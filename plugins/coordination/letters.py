@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import func
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
 
 from core import audit
@@ -226,17 +226,19 @@ def due_letters(session: Session, clinic: Clinic, patient_ids: list[int] | None 
         stmt = stmt.where(model.clinic_id == clinic.id)
         return stmt.where(model.patient_id.in_(patient_ids)) if patient_ids is not None else stmt
 
-    open_rows = session.exec(scoped(select(CoordinationDue), CoordinationDue).where(
-        CoordinationDue.kind == PROGRESS, CoordinationDue.resolved_at.is_(None))
-        .order_by(CoordinationDue.created_at)).all()
-    first_letter = dict(session.exec(scoped(select(CoordinationDocument.patient_id, func.min(CoordinationDocument.signed_at)),
-                                            CoordinationDocument).group_by(CoordinationDocument.patient_id)).all())
+    # one query for both kinds of due row, one for the signed letters (a fixed count for any clinic)
+    rows = session.exec(scoped(select(CoordinationDue), CoordinationDue).where(or_(
+        and_(CoordinationDue.kind == PROGRESS, CoordinationDue.resolved_at.is_(None)),
+        CoordinationDue.kind == CONCERN)).order_by(CoordinationDue.created_at, CoordinationDue.id)).all()
+    open_rows = [r for r in rows if r.kind == PROGRESS]
+    dismissed = {r.key for r in rows if r.kind == CONCERN}
+    first_letter: dict[int, datetime] = {}
     covered: set[int] = set()
-    if first_letter:
-        for ids in session.exec(scoped(select(CoordinationDocument.flagged_medication_ids), CoordinationDocument)).all():
-            covered.update(ids or [])
-    dismissed = {k for k in session.exec(scoped(select(CoordinationDue.key), CoordinationDue).where(
-        CoordinationDue.kind == CONCERN)).all()}
+    for pid, signed_at, ids in session.exec(scoped(select(
+            CoordinationDocument.patient_id, CoordinationDocument.signed_at,
+            CoordinationDocument.flagged_medication_ids), CoordinationDocument)).all():
+        first_letter[pid] = min(signed_at, first_letter.get(pid, signed_at))
+        covered.update(ids or [])
     concerns: dict[int, list[Medication]] = {}
     if first_letter:
         meds = session.exec(scoped(select(Medication), Medication).where(
