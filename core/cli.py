@@ -55,19 +55,42 @@ def _demo_secret() -> str:
 @cli.command("demo", with_appcontext=False)
 @click.option("--no-serve", is_flag=True, help="Only build the demo database.")
 @click.option("--port", default=5000, show_default=True)
-def demo_command(no_serve: bool, port: int):
-    """Build (if missing) a demo database of two fictional clinics and serve it on 127.0.0.1."""
-    from core import demo, migrate
+@click.option("--patients", type=click.IntRange(min=0), default=0,
+              help="Grow the Stillwater demo clinic by this many fictional patients (bulk inserts).")
+@click.option("--sessions", type=click.IntRange(min=0), default=None,
+              help="Treatment sessions to add with them (default: 20 per patient).")
+@click.option("--database-url", envvar="GLIA_DATABASE_URL", default=None,
+              help="SQLite or PostgreSQL URL (default: GLIA_DATABASE_URL, else instance/glia.db).")
+def demo_command(no_serve: bool, port: int, patients: int, sessions: int | None, database_url: str | None):
+    """Build (if missing) a demo database of two fictional clinics and serve it on 127.0.0.1.
+
+    With --patients N [--sessions M] the first clinic grows into a large one, for trying
+    Glia (or measuring it) at the size of a busy practice; each run adds N more."""
+    import time
+
+    from core import demo, demo_bulk, migrate
     from core.db import session_scope
 
+    if sessions and not patients:
+        raise click.UsageError("--sessions needs --patients")
     Path("instance").mkdir(exist_ok=True)
-    app = _bare_app(GLIA_ENV="development", SECRET_KEY=_demo_secret())
+    app = _bare_app(GLIA_ENV="development", SECRET_KEY=_demo_secret(),
+                    **({"GLIA_DATABASE_URL": database_url} if database_url else {}))
     ext = app.extensions["glia"]
     with app.app_context():
         migrate.upgrade(ext)
         with session_scope(ext.engine) as session:
             seeded = demo.seed(session, ext) if demo.is_empty(session) else False
         click.echo("Demo database " + ("created." if seeded else "already present; left as it is."))
+        if patients:
+            started = time.perf_counter()
+            try:
+                with session_scope(ext.engine) as session:
+                    grown = demo_bulk.grow(session, patients, sessions)
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(f"Added {grown.patients:,} patients, {grown.sessions:,} sessions and {grown.scores:,} "
+                       f"PHQ-9/GAD-7 scores to stillwater in {time.perf_counter() - started:.1f} s.")
     click.echo(demo.logins_text())
     if no_serve:
         return
