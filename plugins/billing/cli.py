@@ -1,8 +1,9 @@
 """`glia billing superbills`: a year of superbills for every patient with paid services, in parallel.
 
 Each worker process builds its own app and database engine (connections never cross a fork)
-and imports WeasyPrint once, so rendering stays warm. A worker holds SQLite's write lock only
-for the two short writes (taking a number, storing the document), never while it renders.
+and imports WeasyPrint and loads its fonts once (core.pdf keeps them), so rendering stays warm.
+A worker holds SQLite's write lock only for the two short writes (taking a number, storing the
+document), never while it renders.
 
 With GLIA_REDIS_URL set, the same work runs as RQ jobs (plugins.billing.batch) and this command
 enqueues them and follows their progress.
@@ -183,11 +184,10 @@ def _init_worker(url: str, plugins: list, parent: int) -> None:
     """One app, engine and warm WeasyPrint per worker process, and a watch on the parent."""
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
     from core import create_app
+    from core.pdf import warm
 
     app = create_app({"GLIA_DATABASE_URL": url, "GLIA_CLI": True}, plugins=plugins)
-    import weasyprint
-
-    weasyprint.HTML(string="<p>warm</p>").write_pdf()
+    warm()  # tasks run on this thread: they reuse its WeasyPrint font configuration
     _WORKER["app"] = app
 
 
