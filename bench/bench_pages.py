@@ -1,38 +1,46 @@
-"""Page speed as the clinic grows, and what plugins cost.
+"""Page speed as the clinic grows, and what plugins cost (issue 11, point 6).
 
-Builds a SQLite demo database, grows one clinic to 10,000 patients and 200,000 treatment
-sessions, then measures (median of repeated requests through the real app):
-- dashboard, patient list, patient search and patient chart, against the 50 ms target;
-- SQL statements per page at demo size and at full size (they must not grow with the data);
-- each page with all three plugins loaded against none (target: within 1.3x).
+For each size (by default 1,000 patients with 20,000 sessions, and 100,000 with 2,000,000), on
+SQLite and, with --postgres, on PostgreSQL: builds the demo once per backend, copies it, grows
+the copy with core.demo_bulk (what `glia demo --patients N --sessions M` runs; build time
+printed), then measures through the real app (Flask test client, one thread):
+- median and 95th percentile of repeated requests for the dashboard, the patient list, a search
+  by full name, the chart of the patient with the longest history, and the portal home of the
+  demo's portal patient, against the 50 ms target;
+- SQL statements per request (target about 15, not growing with the data);
+- each page with all three plugins loaded against none (target within 1.3x), timed alternately.
 
-Run: python bench/bench_pages.py [--patients 10000] [--sessions 200000]
+Run: python bench/bench_pages.py [--sizes 1000:20000,100000:2000000] [--repeat 25] \\
+        [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/glia_bench_pages]
+The PostgreSQL database named there, and one per size beside it (<name>_<patients>), are
+dropped and rebuilt, and dropped again at the end.
 """
 from __future__ import annotations
 
 import argparse
-import random
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from core import create_app
+from core import create_app, demo_bulk
 from core.db import session_scope
-from core.models import Clinic, Modality, Patient, Provider, SessionStatus, TreatmentSession, utcnow
 from tests.support import login, post
 
 BUILTIN = [("billing", "plugins.billing"), ("consent", "plugins.consent"), ("coordination", "plugins.coordination")]
 CONFIG = {"GLIA_ENV": "testing", "SECRET_KEY": "b" * 40, "GLIA_LOGIN_RATE": "1000 per minute"}
+PAGES = ["dashboard", "patient list", "search", "chart", "portal"]
 
 
 def build(url: str) -> None:
+    """The demo as `glia demo` makes it: migrated, then seeded with every plugin's part."""
     from core import demo, migrate
 
     app = create_app({**CONFIG, "GLIA_DATABASE_URL": url}, plugins=BUILTIN, check_schema=False)
@@ -44,92 +52,161 @@ def build(url: str) -> None:
     ext.engine.dispose()
 
 
-def grow(url: str, patients: int, sessions: int) -> int:
-    """Bulk-add fictional patients and sessions to stillwater; returns a busy patient's id."""
-    app = create_app({**CONFIG, "GLIA_DATABASE_URL": url}, plugins=[], check_schema=False)
+def grow(url: str, patients: int, sessions: int) -> tuple[demo_bulk.Growth, float]:
+    """Grow stillwater in bulk; returns what was added and the seconds it took, commit included."""
+    app = create_app({**CONFIG, "GLIA_DATABASE_URL": url}, plugins=BUILTIN)
     engine = app.extensions["glia"].engine
-    rng = random.Random(7)
-    with session_scope(engine) as s:
-        clinic = s.exec(select(Clinic).where(Clinic.slug == "stillwater")).scalar_one()
-        provider_id = s.exec(select(Provider.id).where(Provider.clinic_id == clinic.id)).scalars().first()
-        now = utcnow()
-        rows = [dict(clinic_id=clinic.id, mrn=f"BX{i:06d}", legal_first_name=f"Bench{i}",
-                     legal_last_name=f"Sampleton{i % 977}", preferred_name="", dob=date(1950, 1, 1) + timedelta(days=i % 18000),
-                     sex="U", address_line1="", address_line2="", city="", state="", postal_code="", phone="", email="",
-                     member_id="", escort_name="", escort_phone="", emergency_contact_name="", emergency_contact_phone="",
-                     archived=False, created_at=now) for i in range(patients)]
-        s.execute(insert(Patient), rows)
-        ids = s.exec(select(Patient.id).where(Patient.mrn.like("BX%"))).scalars().all()
-        busy = ids[0]
-        batch = []
-        for k in range(sessions):
-            pid = busy if k < 300 else rng.choice(ids)
-            start = now - timedelta(days=rng.randrange(1, 900), minutes=rng.randrange(600))
-            batch.append(dict(clinic_id=clinic.id, patient_id=pid, provider_id=provider_id, modality=Modality.iv_ketamine,
-                              status=SessionStatus.discharged, scheduled_at=start, checked_in_at=start,
-                              started_at=start, monitoring_at=start, discharged_at=start, escort_name="",
-                              escort_phone="", escort_confirmed=True, notes="", version=1))
-            if len(batch) == 20000:
-                s.execute(insert(TreatmentSession), batch)
-                batch.clear()
-        if batch:
-            s.execute(insert(TreatmentSession), batch)
+    started = time.perf_counter()
+    with app.app_context(), session_scope(engine) as session:
+        grown = demo_bulk.grow(session, patients, sessions)
+    seconds = time.perf_counter() - started
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))  # what autovacuum does soon after a bulk load
+    else:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
     engine.dispose()
-    return busy
+    return grown, seconds
 
 
-def measure(url: str, plugins, patient_id: int, repeat: int) -> dict[str, tuple[float, int]]:
-    """page -> (median ms, SQL statements) for a signed-in clinician."""
-    app = create_app({**CONFIG, "GLIA_DATABASE_URL": url}, plugins=plugins)
-    engine = app.extensions["glia"].engine
-    count = [0]
-    event.listen(engine, "before_cursor_execute", lambda *a: count.__setitem__(0, count[0] + 1))
-    client = app.test_client()
-    login(app, client, "clinician")
-    pages = {
-        "dashboard": lambda: client.get("/"),
-        "patient list": lambda: client.get("/patients/"),
-        "patient search": lambda: post(app, client, "/patients/", {"q": "Sampleton42"}),
-        "patient chart": lambda: client.get(f"/patients/{patient_id}"),
-    }
+class Pages:
+    """One app (one plugin list) on one database, with a clinician and the portal patient signed in."""
+
+    def __init__(self, url: str, plugins, grown: demo_bulk.Growth):
+        self.app = create_app({**CONFIG, "GLIA_DATABASE_URL": url}, plugins=plugins)
+        self.engine = self.app.extensions["glia"].engine
+        self.statements = 0
+        event.listen(self.engine, "before_cursor_execute", self._count)
+        staff, patient = self.app.test_client(), self.app.test_client()
+        login(self.app, staff, "clinician")
+        login(self.app, patient, "patient")
+        self.fetch = {
+            "dashboard": lambda: staff.get("/"),
+            "patient list": lambda: staff.get("/patients/"),
+            "search": lambda: post(self.app, staff, "/patients/", {"q": grown.busy_patient_name}),
+            "chart": lambda: staff.get(f"/patients/{grown.busy_patient_id}"),
+            "portal": lambda: patient.get("/portal/"),
+        }
+
+    def _count(self, *_args):
+        self.statements += 1
+
+    def once(self, page: str) -> tuple[float, int]:
+        """(milliseconds, SQL statements) for one request of ``page``."""
+        self.statements = 0
+        started = time.perf_counter()
+        resp = self.fetch[page]()
+        ms = (time.perf_counter() - started) * 1000
+        assert resp.status_code == 200, (page, resp.status_code)
+        return ms, self.statements
+
+
+def measure(url: str, grown: demo_bulk.Growth, repeat: int) -> dict[str, dict]:
+    """page -> median, p95, SQL statements (all plugins) and the all/none ratio of medians."""
+    every, bare = Pages(url, BUILTIN, grown), Pages(url, [], grown)
     results = {}
-    for name, fetch in pages.items():
-        assert fetch().status_code == 200, name  # warm
-        times, statements = [], 0
+    for page in PAGES:
+        every.once(page)  # warm: templates compiled, caches filled
+        bare.once(page)
+        timed, untimed = [], []
         for _ in range(repeat):
-            count[0] = 0
-            t0 = time.perf_counter()
-            resp = fetch()
-            times.append((time.perf_counter() - t0) * 1000)
-            statements = count[0]
-            assert resp.status_code == 200, name
-        results[name] = (statistics.median(times), statements)
-    engine.dispose()
+            ms, statements = every.once(page)
+            timed.append(ms)
+            untimed.append(bare.once(page)[0])
+        results[page] = {"median": statistics.median(timed), "p95": statistics.quantiles(timed, n=20)[18],
+                         "sql": statements, "ratio": statistics.median(timed) / statistics.median(untimed)}
+    every.engine.dispose()
+    bare.engine.dispose()
     return results
+
+
+def _pg(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_admin(url: str):
+    return create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def databases(tmp: Path, postgres: str | None, sizes):
+    """backend -> (base url, {patients: url}): the seeded demo once, then a copy per size."""
+    out = {}
+    base = f"sqlite:///{tmp / 'demo.db'}"
+    build(base)
+    copies = {}
+    for patients, _ in sizes:
+        shutil.copyfile(tmp / "demo.db", tmp / f"grown_{patients}.db")
+        copies[patients] = f"sqlite:///{tmp / f'grown_{patients}.db'}"
+    out["SQLite"] = copies
+    if postgres:
+        name = make_url(postgres).database
+        admin = _pg_admin(postgres)
+        with admin.connect() as conn:
+            for db in [name] + [f"{name}_{p}" for p, _ in sizes]:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        build(postgres)
+        with admin.connect() as conn:
+            for patients, _ in sizes:
+                conn.execute(text(f'CREATE DATABASE "{name}_{patients}" TEMPLATE "{name}"'))
+        admin.dispose()
+        out["PostgreSQL"] = {p: _pg(postgres, f"{name}_{p}") for p, _ in sizes}
+    return out
+
+
+def drop_postgres(postgres: str, sizes) -> None:
+    name = make_url(postgres).database
+    admin = _pg_admin(postgres)
+    with admin.connect() as conn:
+        for db in [name] + [f"{name}_{p}" for p, _ in sizes]:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def table(results, sizes, repeat: int) -> str:
+    """Sizes side by side; a row per backend and page."""
+    head = f"{'':10} {'':12}" + "".join(f" | {f'{p:,} patients, {s:,} sessions':^37}" for p, s in sizes)
+    cols = f"{'backend':10} {'page':12}" + f" | {'median':>8} {'p95':>8} {'SQL':>5} {'all/none':>12}" * len(sizes)
+    lines = [f"Pages in process, {repeat} requests each (ms); SQL statements per request (all plugins)",
+             head, cols, "-" * len(cols)]
+    for backend, by_size in results.items():
+        for page in PAGES:
+            cells = "".join(f" | {r['median']:8.1f} {r['p95']:8.1f} {r['sql']:5d} {r['ratio']:11.2f}x"
+                            for r in (by_size[p][page] for p, _ in sizes))
+            lines.append(f"{backend:10} {page:12}{cells}")
+    return "\n".join(lines)
+
+
+def _sizes(text_: str) -> list[tuple[int, int]]:
+    return [tuple(int(n) for n in part.split(":")) for part in text_.split(",")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=10_000)
-    parser.add_argument("--sessions", type=int, default=200_000)
+    parser.add_argument("--sizes", type=_sizes, default=_sizes("1000:20000,100000:2000000"),
+                        help="patients:sessions, comma separated")
     parser.add_argument("--repeat", type=int, default=25)
+    parser.add_argument("--postgres", help="a PostgreSQL URL whose database may be dropped and rebuilt")
     args = parser.parse_args()
+    results, builds = {}, []
     with tempfile.TemporaryDirectory() as tmp:
-        small = f"sqlite:///{Path(tmp) / 'small.db'}"
-        big = f"sqlite:///{Path(tmp) / 'big.db'}"
-        build(small)
-        Path(tmp, "big.db").write_bytes(Path(tmp, "small.db").read_bytes())
-        with session_scope(create_app({**CONFIG, "GLIA_DATABASE_URL": small}, plugins=[]).extensions["glia"].engine) as s:
-            small_patient = s.exec(select(Patient.id).order_by(Patient.id)).scalars().first()
-        busy = grow(big, args.patients, args.sessions)
-        at_small = measure(small, BUILTIN, small_patient, args.repeat)
-        at_big = measure(big, BUILTIN, busy, args.repeat)
-        bare = measure(big, [], busy, args.repeat)
-    print(f"{args.patients:,} patients, {args.sessions:,} sessions, SQLite, median of {args.repeat}")
-    print(f"{'page':16} {'ms (big)':>9} {'vs 50 ms':>9} {'SQL small':>10} {'SQL big':>8} {'plugins/none':>13}")
-    for page, (ms, statements) in at_big.items():
-        print(f"{page:16} {ms:9.1f} {ms / 50:8.2f}x {at_small[page][1]:10d} {statements:8d} "
-              f"{ms / bare[page][0]:12.2f}x")
+        try:
+            for backend, urls in databases(Path(tmp), args.postgres, args.sizes).items():
+                results[backend] = {}
+                for patients, sessions in args.sizes:
+                    grown, seconds = grow(urls[patients], patients, sessions)
+                    builds.append(f"  {backend:10} {patients:>9,} patients {sessions:>11,} sessions "
+                                  f"{grown.scores:>9,} scores   {seconds:7.1f} s")
+                    print("built", builds[-1].strip(), file=sys.stderr, flush=True)
+                    results[backend][patients] = measure(urls[patients], grown, args.repeat)
+        finally:
+            if args.postgres:
+                drop_postgres(args.postgres, args.sizes)
+    print("\nBulk growth (core.demo_bulk, one transaction, commit included):")
+    print("\n".join(builds))
+    print()
+    print(table(results, args.sizes, args.repeat))
 
 
 if __name__ == "__main__":
