@@ -72,7 +72,7 @@ def grow(session: Session, patients: int, sessions: int | None = None, *, clinic
     conn = session.connection()
     writer = _Writer(conn)
     rng = random.Random(seed + _count(conn, Patient, clinic))
-    providers = _providers(session, writer, clinic, patients)
+    providers = _providers(conn, writer, clinic, patients)
     psychiatrist = conn.execute(select(OutsideClinician.id).where(
         OutsideClinician.clinic_id == clinic.id, OutsideClinician.kind == ClinicianKind.psychiatrist)
         .order_by(OutsideClinician.id)).scalars().first()
@@ -110,21 +110,18 @@ def _next_id(conn, model) -> int:
     return (conn.execute(select(func.max(model.id))).scalar_one() or 0) + 1
 
 
-def _providers(session, writer, clinic, patients) -> list[dict]:
-    """The clinic's providers, plus enough fictional ones for the grown list of patients."""
-    have = session.exec(select(Provider).where(Provider.clinic_id == clinic.id, Provider.active)
-                        .order_by(Provider.id)).scalars().all()
-    start = _count(session.connection(), Provider, clinic)
+def _providers(conn, writer, clinic, patients) -> list[dict]:
+    """The clinic's active providers, plus enough fictional ones for the grown list of patients."""
+    start = _count(conn, Provider, clinic)
     for k in range(start, start + patients // PATIENTS_PER_PROVIDER):
         writer.add(Provider, dict(clinic_id=clinic.id, first_name=FIRST[k % len(FIRST)],
                                   last_name=LAST[(k * 5) % len(LAST)] + "-Locum", credentials=CREDENTIALS[k % 4],
                                   npi=npi_with_check_digit(f"19{clinic.id:02d}{k:05d}"),
                                   license_number=f"DEMO-{clinic.id}-{k:04d}", license_state=clinic.state))
     writer.flush()
-    return [dict(id=p.id, user_id=p.user_id) for p in have] + [
-        dict(id=pid, user_id=None) for pid in session.connection().execute(
-            select(Provider.id).where(Provider.clinic_id == clinic.id, Provider.id.not_in([p.id for p in have]))
-            .order_by(Provider.id)).scalars()]
+    return [dict(id=pid, user_id=user_id) for pid, user_id in conn.execute(
+        select(Provider.id, Provider.user_id).where(Provider.clinic_id == clinic.id, Provider.active)
+        .order_by(Provider.id))]
 
 
 def _session_counts(rng, patients: int, sessions: int) -> list[int]:

@@ -16,7 +16,8 @@ from sqlmodel import func, select
 from core import create_app, demo
 from core.cli import cli
 from core.db import new_session
-from core.models import Clinic, Diagnosis, OutcomeScore, Patient, SessionStatus, TreatmentSession
+from core.models import Clinic, Diagnosis, OutcomeScore, Patient, Provider, SessionStatus, TreatmentSession
+from core.validators import npi_problem
 from core.views.dashboard import today_bounds
 from tests.conftest import BACKENDS, BUILTIN, PG_URL, _admin_engine
 from tests.support import login, post
@@ -133,14 +134,19 @@ def test_pages_answer_for_the_grown_clinic(grown, db):
     assert portal.get("/portal/").status_code == 200
 
 
-def test_growing_again_adds_more_without_clashing(grown, tmp_path, monkeypatch):
+def test_growing_again_adds_more_and_providers_for_them(grown, tmp_path, monkeypatch):
     app = grown[0]
     url = app.extensions["glia"].engine.url.render_as_string(hide_password=False)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--patients", "5", "--sessions", "40", "--database-url", url],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["demo", "--no-serve", "--patients", "4000", "--sessions", "8000",
+                                      "--database-url", url], catch_exceptions=False)
     assert result.exit_code == 0 and "already present" in result.output, result.output
     with new_session(app.extensions["glia"].engine, write=False) as db:
         mrns = db.exec(select(Patient.mrn).where(Patient.mrn.like(GROWN)).order_by(Patient.mrn.desc())).all()
-        assert len(mrns) == 305 and mrns[0] == "ST-G0000305"
-        assert len(grown_sessions(db)) == 3040
+        assert len(mrns) == 4300 and mrns[0] == "ST-G0004300"  # numbered on from the first growth
+        sessions = grown_sessions(db)
+        assert len(sessions) == 11000 and len({t.id for t in sessions}) == 11000
+        hired = db.exec(select(Provider).where(Provider.clinic_id == stillwater(db).id,
+                                               Provider.last_name.like("%-Locum"))).all()
+        assert len(hired) == 1 and npi_problem(hired[0].npi, kind=1) is None  # one per 4,000 patients
+        assert hired[0].id in {t.provider_id for t in sessions}
