@@ -186,6 +186,14 @@ class AppWorker(Worker):
     """An RQ worker whose jobs run inside the Glia app's context (current_app, hooks, sessions)."""
 
     app: Flask
+    grace = 60  # RQ's fixed margin; `glia worker --abandon-after` sets it
+
+    def get_heartbeat_ttl(self, job, working_time: float = 0.0) -> int:
+        """As RQ's, with our margin: how long a killed worker's job stays "started" before a retry."""
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            interval = min(job.timeout - working_time, interval)
+        return int(interval) + self.grace
 
     def perform_job(self, job, queue, execution):
         with self.app.app_context():

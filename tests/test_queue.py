@@ -83,7 +83,8 @@ def test_worker_killed_mid_batch_and_retried_issues_each_superbill_once(qapp, db
     clinic, year, patients = _setup(db)
     assert len(patients) >= 3
     batch_id = _enqueue(qapp, year, "--part-size", str(len(patients)))  # one job: the kill lands inside it
-    first = glia_worker(db_url, redis_url, tmp_path, "--maintenance-interval", "1", "--heartbeat", "1")
+    first = glia_worker(db_url, redis_url, tmp_path, "--maintenance-interval", "1", "--heartbeat", "1",
+                        "--abandon-after", "4")
     second = None
     try:
         deadline = time.monotonic() + 120
@@ -101,7 +102,8 @@ def test_worker_killed_mid_batch_and_retried_issues_each_superbill_once(qapp, db
             assert job.get_status() == "started"  # abandoned: nobody will finish it but a retry
             assert queue.load(batch_id, clinic.id).state == "running"
 
-        second = glia_worker(db_url, redis_url, tmp_path, "--maintenance-interval", "1", "--heartbeat", "1")
+        second = glia_worker(db_url, redis_url, tmp_path, "--maintenance-interval", "1", "--heartbeat", "1",
+                             "--abandon-after", "4")
         batch = _wait(qapp, batch_id, clinic.id, lambda b: b.finished, 400, second)
     finally:
         for proc in (first, second):

@@ -15,7 +15,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from sqlmodel import select
 
-from core import queue
+from core import queue, validators
 from core.db import session_scope
 from core.models import Clinic
 
@@ -34,22 +34,27 @@ def _require_queue():
 @click.option("--maintenance-interval", type=click.IntRange(1), default=60, show_default=True,
               help="Seconds between looks for jobs abandoned by a dead worker (they are retried).")
 @click.option("--heartbeat", type=click.IntRange(1), default=30, show_default=True,
-              help="Seconds between a running job's heartbeats; a job silent for this plus 60 s is abandoned.")
+              help="Seconds between a running job's heartbeats.")
+@click.option("--abandon-after", type=click.IntRange(1), default=60, show_default=True,
+              help="Seconds of silence, beyond a heartbeat, after which a running job counts as abandoned.")
 @with_appcontext
-def worker_command(burst: bool, maintenance_interval: int, heartbeat: int):
+def worker_command(burst: bool, maintenance_interval: int, heartbeat: int, abandon_after: int):
     """Process queued jobs (batch superbills) until stopped."""
     conn = _require_queue()
     app = current_app._get_current_object()
     engine = app.extensions["glia"].engine
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    import weasyprint  # imported once here, so every work horse renders warm
+    from core import pdf
 
-    weasyprint.HTML(string="<p>warm</p>").write_pdf()
+    pdf.warm()  # WeasyPrint imported and fonts loaded once here: every forked work horse inherits them
+    # the ICD-10-CM code set (checked on every superbill) takes seconds to parse: once here, not per job
+    validators.icd10_problem("F33.2")
     # an idle worker waits for a job at most worker_ttl - 15 s, and looks for abandoned jobs only
     # between waits: so the wait is the maintenance interval
     worker = queue.AppWorker([queue.queue(app)], connection=conn, maintenance_interval=maintenance_interval,
                              worker_ttl=maintenance_interval + 15, job_monitoring_interval=heartbeat)
     worker.app = app
+    worker.grace = abandon_after
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
 
 

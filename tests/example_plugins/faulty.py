@@ -1,6 +1,8 @@
 """A plugin that raises in its hooks, to prove one bad plugin cannot take a page down."""
 from __future__ import annotations
 
+from sqlalchemy import text
+
 from core.db import get_session
 from core.hookspecs import hookimpl
 from core.models import PluginState
@@ -26,6 +28,8 @@ def dashboard_widgets(clinic, user):
 
 @hookimpl
 def patient_chart_panels(clinic, patient, user):
+    """A failed statement: on PostgreSQL it aborts the transaction, and the chart must still be served."""
+    get_session().execute(text("SELECT no_such_column FROM no_such_table"))
     raise FaultyError("patient_chart_panels broke")
 
 
