@@ -14,12 +14,14 @@ from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import abort, current_app, g, request, session, url_for
+from flask import abort, current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
+from zxcvbn import zxcvbn
 
+from core import mfa
 from core.db import get_session, later
 from core.models import STAFF_ROLES, Clinic, Membership, Patient, Role, User, UserSession, utcnow
 
@@ -33,6 +35,8 @@ login_manager.session_protection = None  # our server-side session table does th
 LOCK_AFTER = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD = 12
+MAX_PASSWORD = 1024
+MIN_STRENGTH = 3  # zxcvbn score 0-4: 3 is "safely unguessable" against online and throttled offline attack
 
 
 # -- route declarations -------------------------------------------------------------------
@@ -72,6 +76,12 @@ def patient_only(view):
     return view
 
 
+def while_enrolling(view):
+    """A page a user who must enrol in a second factor may still use (the enrolment itself)."""
+    view.glia_while_enrolling = True
+    return view
+
+
 def access_of(view) -> Access | None:
     return getattr(view, "glia_access", None)
 
@@ -91,6 +101,8 @@ def enforce_access() -> None:
         return
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
+    if not getattr(view, "glia_while_enrolling", False) and mfa.enrolment_due(current_user, g.get("clinic")):
+        return redirect(url_for("auth.mfa"))  # a required second factor comes before any page
     if current_user.role.value not in declared.roles:
         from core import audit
 
@@ -114,22 +126,22 @@ def check_password(user: User | None, password: str) -> bool:
         return False
 
 
-def password_problem(password: str, *, email: str = "") -> str | None:
+def password_problem(password: str, *, email: str = "", name: str = "") -> str | None:
+    """Length, then strength as zxcvbn estimates it (common words, patterns, dates, the user's
+    own email and name); a short list of common passwords misses most of what attackers try."""
     if len(password) < MIN_PASSWORD:
         return f"Use at least {MIN_PASSWORD} characters."
-    if len(password) > 1024:
-        return "Use at most 1024 characters."
-    if email and email.split("@")[0].lower() in password.lower():
+    if len(password) > MAX_PASSWORD:
+        return f"Use at most {MAX_PASSWORD} characters."
+    local = email.split("@")[0].lower()
+    if local and local in password.lower():
         return "Do not include your email name in the password."
-    if password.lower() in _common_passwords():
-        return "That password is too common; choose another."
+    # zxcvbn refuses more than 72 characters (its cost grows with length); the rest only adds strength
+    verdict = zxcvbn(password[:72], user_inputs=[w for w in (local, *name.lower().split()) if w])
+    if verdict["score"] < MIN_STRENGTH:
+        hint = verdict["feedback"]["warning"] or "It follows a pattern that is easy to guess."
+        return f"That password is too easy to guess: {hint.rstrip('.')}. Add a few uncommon words."
     return None
-
-
-def _common_passwords() -> frozenset[str]:
-    from core.validators import COMMON_PASSWORDS
-
-    return COMMON_PASSWORDS
 
 
 # -- sessions ----------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import click
 from flask import current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, run_command, with_appcontext
 from werkzeug.serving import run_simple
 from sqlmodel import select
 
 from core import create_app
+from core.config import require_serving_secret
 from core.audit_cli import audit_group
 from core.commands.worker import jobs_command, worker_command
 from core.models import Clinic
@@ -52,6 +53,14 @@ def _demo_secret() -> str:
     return path.read_text().strip()
 
 
+def _demo_mode() -> dict:
+    """Demo mode (development, a generated key kept in instance/) unless the operator asked for
+    production, which then needs its own GLIA_SECRET_KEY like any production server."""
+    if os.environ.get("GLIA_ENV") == "production":
+        return {"GLIA_ENV": "production"}
+    return {"GLIA_ENV": "development", "SECRET_KEY": _demo_secret()}
+
+
 @cli.command("demo", with_appcontext=False)
 @click.option("--no-serve", is_flag=True, help="Only build the demo database.")
 @click.option("--port", default=5000, show_default=True)
@@ -74,8 +83,10 @@ def demo_command(no_serve: bool, port: int, patients: int, sessions: int | None,
     if sessions and not patients:
         raise click.UsageError("--sessions needs --patients")
     Path("instance").mkdir(exist_ok=True)
-    app = _bare_app(GLIA_ENV="development", SECRET_KEY=_demo_secret(),
+    app = _bare_app(**_demo_mode(),
                     **({"GLIA_DATABASE_URL": database_url} if database_url else {}))
+    if not no_serve:
+        require_serving_secret(app)
     ext = app.extensions["glia"]
     with app.app_context():
         migrate.upgrade(ext)
@@ -253,6 +264,61 @@ def plugins_enable(name, slug):
 def plugins_disable(name, slug, reason):
     """Disable plugin NAME for a clinic (its data stays)."""
     _toggle(name, slug, False, reason)
+
+
+# -- run ---------------------------------------------------------------------------------
+
+@click.pass_context
+def _run_checked(ctx, **options):
+    """Flask's development server, refused in production without a strong secret key."""
+    require_serving_secret(ctx.ensure_object(ScriptInfo).load_app())
+    return ctx.invoke(run_command.callback, **options)
+
+
+cli.add_command(click.Command("run", callback=_run_checked, params=run_command.params, help=run_command.help,
+                              short_help=run_command.short_help))
+
+
+# -- users -------------------------------------------------------------------------------
+
+@cli.group("users")
+def users_group():
+    """Staff accounts."""
+
+
+@users_group.command("reset-mfa")
+@click.argument("email")
+@with_appcontext
+def users_reset_mfa(email: str):
+    """Remove EMAIL's second factor and recovery codes and end their sessions; they enrol again."""
+    from sqlalchemy import update
+
+    from core import audit, mfa
+    from core.db import session_scope
+    from core.models import User, UserSession, utcnow
+
+    with session_scope(current_app.extensions["glia"].engine) as session:
+        user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            raise click.ClickException(f"no user with email {email!r}")
+        had = user.mfa_enabled_at is not None
+        mfa.remove(session, user)
+        ended = session.exec(update(UserSession).where(UserSession.user_id == user.id, UserSession.ended_at.is_(None))
+                             .values(ended_at=utcnow())).rowcount
+        audit.append(session, "auth.mfa_reset", object_type="user", object_id=user.id,
+                     detail=f"glia users reset-mfa by {_operator()}; ended {ended} sessions")
+    click.echo(f"Second factor removed for {user.email}; they set it up again at their next sign-in."
+               if had else f"{email} had no second factor; nothing to remove.")
+
+
+def _operator() -> str:
+    """Who ran the command, as the shell knows them (the audit row has no signed-in user)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 # -- audit -------------------------------------------------------------------------------

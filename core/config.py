@@ -27,7 +27,8 @@ def load(app: Flask, overrides: dict) -> None:
         GLIA_LOGIN_RATE=os.environ.get("GLIA_LOGIN_RATE", "30 per 5 minutes"),
         # reverse proxies in front of the app whose X-Forwarded-For/-Proto we believe (0: none)
         GLIA_PROXY_HOPS=int(os.environ.get("GLIA_PROXY_HOPS", "0")),
-        SECRET_KEY=secret or secrets.token_hex(32),  # a CLI run serves no cookies
+        SECRET_KEY=secret or secrets.token_hex(32),  # a CLI command that serves nothing needs none
+        GLIA_SECRET_KEY_GENERATED=not secret,
         SESSION_COOKIE_NAME="__Host-glia" if prod else "glia_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -55,9 +56,22 @@ def load(app: Flask, overrides: dict) -> None:
     # debug is refused for CLI runs too: `glia run --debug` would expose the Werkzeug debugger
     if app.debug or app.config.get("DEBUG"):
         raise ConfigError("refusing to start: debug mode is on in production")
-    if not app.config.get("GLIA_CLI"):
-        if secret.strip().lower() in KNOWN_BAD_SECRETS or len(secret) < 32 or len(set(secret)) < 8:
-            raise ConfigError(
-                "refusing to start: set GLIA_SECRET_KEY to a random value of 32+ characters "
-                "(python -c 'import secrets; print(secrets.token_hex(32))')"
-            )
+    if not app.config.get("GLIA_CLI"):  # the WSGI app gunicorn serves
+        require_serving_secret(app)
+
+
+def weak_secret(secret: str) -> bool:
+    return secret.strip().lower() in KNOWN_BAD_SECRETS or len(secret) < 32 or len(set(secret)) < 8
+
+
+def require_serving_secret(app: Flask) -> None:
+    """An app about to serve in production signs session cookies with SECRET_KEY: refuse a
+    weak one, or none (a CLI app's generated key would change at each start). Called at
+    startup for the WSGI app and by every command that serves (`glia run`, `glia demo`)."""
+    if app.config["GLIA_ENV"] != "production":
+        return
+    if app.config["GLIA_SECRET_KEY_GENERATED"] or weak_secret(app.config["SECRET_KEY"]):
+        raise ConfigError(
+            "refusing to start: set GLIA_SECRET_KEY to a random value of 32+ characters "
+            "(python -c 'import secrets; print(secrets.token_hex(32))')"
+        )

@@ -98,6 +98,7 @@ class Clinic(SQLModel, table=True):
     npi: str = Field(default="", max_length=10)  # type 2 (organization)
     place_of_service: str = Field(default="11", max_length=2)
     rems_setting_id: str = Field(default="", max_length=40)  # Spravato REMS certified healthcare setting
+    mfa_all_staff: bool = False  # every staff role needs a second factor here, not only admins and managers
     created_at: datetime | None = ts()
 
 
@@ -111,6 +112,8 @@ class User(SQLModel, table=True):
     failed_logins: int = 0
     locked_until: datetime | None = ts()
     created_at: datetime | None = ts()
+    # set while a confirmed second factor exists: read with the user on every request, no extra query
+    mfa_enabled_at: datetime | None = ts()
 
     # Flask-Login's user protocol
     @property
@@ -149,6 +152,28 @@ class UserSession(SQLModel, table=True):
     last_seen_at: datetime = ts(nullable=False)
     ended_at: datetime | None = ts()
     ip: str = Field(default="", max_length=45)
+
+
+class MfaFactor(SQLModel, table=True):
+    """A TOTP secret (RFC 6238); confirmed_at stays empty until the first code proves the enrolment."""
+
+    __tablename__ = "mfa_factor"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    secret: str = Field(max_length=64)
+    created_at: datetime = ts(nullable=False)
+    confirmed_at: datetime | None = ts()
+    last_step: int = 0  # the last accepted 30-second step: a code is never accepted twice
+
+
+class MfaRecoveryCode(SQLModel, table=True):
+    """A single-use recovery code, stored only as its argon2 hash."""
+
+    __tablename__ = "mfa_recovery_code"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    code_hash: str = Field(max_length=200)
+    used_at: datetime | None = ts()
 
 
 class Provider(SQLModel, table=True):

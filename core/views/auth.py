@@ -1,22 +1,27 @@
 """Sign in, sign out, switch clinic, change password."""
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlmodel import select
+from wtforms import BooleanField, PasswordField, StringField
+from wtforms.validators import DataRequired, Length
 
-from core import audit
+from core import audit, mfa
 from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end_other_sessions,
                        end_session, hash_password, hasher, home_url, password_problem, public, safe_next,
-                       signed_in, staff, start_session)
+                       signed_in, staff, start_session, while_enrolling)
 from core.db import get_session
 from core.models import STAFF_ROLES, Role, User, utcnow
 from core.web import limiter
 
 bp = Blueprint("auth", __name__)
 GENERIC_FAILURE = "That email and password do not match an active account."
+PENDING_SECONDS = 300  # from the password to the code
 
 
 def _login_rate():
@@ -37,32 +42,84 @@ def login():
     email = request.form.get("email", "").strip().lower()[:254]
     password = request.form.get("password", "")[:1024]
     user = db.exec(select(User).where(User.email == email)).first() if email else None
-    now = utcnow()
-    locked = user is not None and user.locked_until is not None and user.locked_until > now
+    locked = _locked(user)
     ok = check_password(user, password) and not locked and user.active
     if not ok:
-        if user is not None and not locked:
-            user.failed_logins += 1
-            if user.failed_logins >= LOCK_AFTER:
-                user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-                user.failed_logins = 0
-            db.add(user)
-        audit.append(db, "auth.login_failed", object_type="user",
-                     object_id=user.id if user else "", outcome="denied")
-        db.commit()  # the failure counts even though we answer 401
+        _count_failure(db, user, locked, "auth.login_failed")
         return render_template("auth/login.html", error=GENERIC_FAILURE,
                                next=request.form.get("next", "")), 401
-    user.failed_logins = 0
-    user.locked_until = None
     if hasher.check_needs_rehash(user.password_hash):  # hashing parameters were raised since
         user.password_hash = hash_password(password)
-    db.add(user)
+        db.add(user)
     clinics = clinics_of(user)
     if user.role in STAFF_ROLES and not clinics:
         return render_template("auth/login.html", error="Your account is not linked to a clinic yet."), 403
-    start_session(user, clinics[0].id if clinics else None)
-    audit.record("auth.login", object_type="user", object_id=user.id)
-    return redirect(safe_next(request.form.get("next"), home_url(user)))
+    if user.mfa_enabled_at is not None:
+        # half signed in: the cookie names who passed the password, but no session exists, so
+        # every page but the code step is refused as for anyone signed out
+        session.clear()
+        session["mfa_pending"] = {"uid": user.id, "at": int(time.time()), "next": request.form.get("next", "")}
+        return redirect(url_for("auth.login_code"))
+    return _signed_in(user, clinics, request.form.get("next"))
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@public
+@limiter.limit(_login_rate, methods=["POST"])
+def login_code():
+    """The second step: a code from the authenticator app, or one of the recovery codes."""
+    db = get_session()
+    pending = session.get("mfa_pending") or {}
+    user = db.get(User, pending["uid"]) if pending.get("uid") else None
+    if user is None or time.time() - pending.get("at", 0) > PENDING_SECONDS:
+        session.pop("mfa_pending", None)
+        flash("Sign in again: the step for your code has expired.")
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("auth/login_code.html")
+    locked = _locked(user)
+    kind = mfa.verify(db, user, request.form.get("code", "")[:64]) if user.active and not locked else None
+    if kind is None:
+        if _count_failure(db, user, locked, "auth.mfa_failed"):
+            session.pop("mfa_pending", None)
+        return render_template("auth/login_code.html", error="That code is not right, or was used already."), 401
+    notice = (f"You signed in with a recovery code, which cannot be used again; "
+              f"{mfa.recovery_codes_left(db, user)} are left.") if kind == "recovery" else ""
+    return _signed_in(user, clinics_of(user), pending.get("next"), detail=f"second factor: {kind}", notice=notice)
+
+
+def _locked(user: User | None) -> bool:
+    return user is not None and user.locked_until is not None and user.locked_until > utcnow()
+
+
+def _count_failure(db, user: User | None, locked: bool, action: str) -> bool:
+    """Count a failed password or code towards the lockout (committed despite the 401); True if it locked."""
+    locks = False
+    if user is not None and not locked:
+        user.failed_logins += 1
+        if user.failed_logins >= LOCK_AFTER:
+            user.locked_until = utcnow() + timedelta(minutes=LOCK_MINUTES)
+            user.failed_logins = 0
+            locks = True
+        db.add(user)
+    audit.append(db, action, object_type="user", object_id=user.id if user else "", outcome="denied")
+    db.commit()
+    return locks
+
+
+def _signed_in(user: User, clinics, next_url: str | None, detail: str = "", notice: str = ""):
+    """Both steps passed: a fresh session, then the page asked for (or the enrolment a role requires)."""
+    user.failed_logins = 0
+    user.locked_until = None
+    get_session().add(user)
+    start_session(user, clinics[0].id if clinics else None)  # clears the cookie, the pending step too
+    if notice:
+        flash(notice)
+    audit.record("auth.login", object_type="user", object_id=user.id, detail=detail)
+    if mfa.enrolment_due(user, g.clinic):
+        flash("Your role needs a second sign-in step. Set it up to continue.")
+        return redirect(url_for("auth.mfa"))
+    return redirect(safe_next(next_url, home_url(user)))
 
 
 @bp.route("/logout", methods=["POST"])
@@ -78,8 +135,6 @@ def logout():
 @bp.route("/switch-clinic", methods=["POST"])
 @staff()
 def switch_clinic():
-    from flask import g
-
     wanted = request.form.get("clinic_id", type=int)
     if wanted not in {c.id for c in clinics_of(current_user)}:
         abort(404)
@@ -94,8 +149,6 @@ def switch_clinic():
 @limiter.limit(_login_rate, methods=["POST"])
 def change_password():
     """A new password ends every other session of the account (a thief's copied cookie too)."""
-    from flask import g
-
     if request.method == "GET":
         return render_template("auth/password.html")
     db = get_session()
@@ -104,7 +157,7 @@ def change_password():
         audit.record_denied("auth.password_change_failed", object_type="user", object_id=user.id)
         return render_template("auth/password.html", error="Your current password is not right."), 422
     new = request.form.get("new", "")
-    problem = password_problem(new, email=user.email)
+    problem = password_problem(new, email=user.email, name=user.name)
     if problem is None and new != request.form.get("confirm", ""):
         problem = "The two new passwords differ."
     if problem:
@@ -115,3 +168,126 @@ def change_password():
     audit.record("auth.password_changed", object_type="user", object_id=user.id, detail=f"ended {ended} other sessions")
     flash("Password changed." + (f" Signed out {ended} other session(s)." if ended else ""))
     return redirect(home_url(user))
+
+
+# -- the second factor -------------------------------------------------------------------
+
+class CodeForm(FlaskForm):
+    code = StringField("Code", validators=[DataRequired("Enter the code."), Length(max=64)])
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired("Enter your password."), Length(max=1024)])
+
+
+class ClinicMfaForm(FlaskForm):
+    all_staff = BooleanField("Require a second sign-in step for all staff of this clinic")
+
+
+def _errors(form: FlaskForm) -> dict:
+    return {name: messages[0] for name, messages in form.errors.items() if name != "csrf_token"}
+
+
+def _mfa_page(status: int = 200, **ctx):
+    db = get_session()
+    user = db.get(User, current_user.id)
+    return render_template("auth/mfa.html", user=user, required=mfa.required(user, g.clinic),
+                           codes_left=mfa.recovery_codes_left(db, user), errors=ctx.pop("errors", {}), **ctx), status
+
+
+@bp.route("/account/mfa", endpoint="mfa")
+@staff()
+@while_enrolling
+def mfa_status():
+    return _mfa_page()
+
+
+@bp.route("/account/mfa/start", methods=["POST"])
+@staff()
+@while_enrolling
+def mfa_start():
+    """A new secret to scan; an enrolled factor keeps working until the new one is confirmed."""
+    db = get_session()
+    user = db.get(User, current_user.id)
+    mfa.start_enrolment(db, user)
+    audit.record("auth.mfa_enrolment_started", object_type="user", object_id=user.id)
+    return redirect(url_for("auth.mfa_setup"))
+
+
+@bp.route("/account/mfa/setup", methods=["GET", "POST"])
+@staff()
+@while_enrolling
+@limiter.limit(_login_rate, methods=["POST"])
+def mfa_setup():
+    db = get_session()
+    user = db.get(User, current_user.id)
+    factor = mfa.pending_factor(db, user)
+    if factor is None:
+        flash("Start the set-up again: the code to scan has expired.")
+        return redirect(url_for("auth.mfa"))
+    form = CodeForm()
+    uri = mfa.provisioning_uri(factor, user)
+    page = dict(qr=mfa.qr_data_uri(uri), secret=factor.secret, errors={})
+    if request.method == "GET":
+        return render_template("auth/mfa_setup.html", **page)
+    codes = mfa.confirm_enrolment(db, user, factor, form.code.data or "") if form.validate() else None
+    if codes is None:
+        page["errors"] = _errors(form) or {"code": "That code does not match. Check the time on your phone and "
+                                                   "enter the code the app shows now."}
+        return render_template("auth/mfa_setup.html", **page), 422
+    audit.record("auth.mfa_enrolled", object_type="user", object_id=user.id)
+    return render_template("auth/mfa_codes.html", codes=codes)
+
+
+@bp.route("/account/mfa/recovery-codes", methods=["POST"])
+@staff()
+@limiter.limit(_login_rate)
+def mfa_new_codes():
+    """Ten new recovery codes replace the old ones (all of them), after the password."""
+    db = get_session()
+    user = db.get(User, current_user.id)
+    form = PasswordForm()
+    if user.mfa_enabled_at is None:
+        abort(409)
+    if not (form.validate() and check_password(user, form.password.data)):
+        audit.record_denied("auth.mfa_codes_failed", object_type="user", object_id=user.id)
+        return _mfa_page(422, errors={"password": "Your password is not right."})
+    codes = mfa.issue_recovery_codes(db, user)
+    audit.record("auth.mfa_codes_renewed", object_type="user", object_id=user.id)
+    return render_template("auth/mfa_codes.html", codes=codes)
+
+
+@bp.route("/account/mfa/disable", methods=["POST"])
+@staff()
+@limiter.limit(_login_rate)
+def mfa_disable():
+    db = get_session()
+    user = db.get(User, current_user.id)
+    form = PasswordForm()
+    if mfa.required(user, g.clinic):
+        return _mfa_page(422, errors={"password": "Your role or clinic requires a second step: set up a new "
+                                                  "authenticator instead of switching it off."})
+    if not (form.validate() and check_password(user, form.password.data)):
+        audit.record_denied("auth.mfa_disable_failed", object_type="user", object_id=user.id)
+        return _mfa_page(422, errors={"password": "Your password is not right."})
+    mfa.remove(db, user)
+    audit.record("auth.mfa_disabled", object_type="user", object_id=user.id)
+    flash("The second sign-in step is off; your recovery codes no longer work.")
+    return redirect(url_for("auth.mfa"))
+
+
+@bp.route("/settings/security", methods=["GET", "POST"])
+@staff("admin", "manager")
+def clinic_mfa():
+    """The clinic's choice: a second factor for admins and managers only, or for all its staff."""
+    clinic = g.clinic
+    form = ClinicMfaForm(data={"all_staff": clinic.mfa_all_staff} if request.method == "GET" else None)
+    if request.method == "POST" and form.validate():
+        clinic.mfa_all_staff = bool(form.all_staff.data)
+        get_session().add(clinic)
+        audit.record("clinic.mfa_setting", object_type="clinic", object_id=clinic.id,
+                     detail="all staff" if clinic.mfa_all_staff else "admins and managers")
+        flash("Saved: a second sign-in step is required for "
+              + ("all staff." if clinic.mfa_all_staff else "admins and managers."))
+        return redirect(url_for("auth.clinic_mfa"))
+    return render_template("auth/clinic_mfa.html", form=form, clinic=clinic, roles=mfa.required_roles())
