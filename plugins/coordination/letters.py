@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
@@ -226,28 +226,29 @@ def due_letters(session: Session, clinic: Clinic, patient_ids: list[int] | None 
         stmt = stmt.where(model.clinic_id == clinic.id)
         return stmt.where(model.patient_id.in_(patient_ids)) if patient_ids is not None else stmt
 
-    # one query for both kinds of due row, one for the signed letters (a fixed count for any clinic)
+    # one query for both kinds of due row; then the medications added since each patient's first
+    # letter, filtered in SQL, so the dashboard reads candidates, not the clinic's whole history
     rows = session.exec(scoped(select(CoordinationDue), CoordinationDue).where(or_(
         and_(CoordinationDue.kind == PROGRESS, CoordinationDue.resolved_at.is_(None)),
         CoordinationDue.kind == CONCERN)).order_by(CoordinationDue.created_at, CoordinationDue.id)).all()
     open_rows = [r for r in rows if r.kind == PROGRESS]
     dismissed = {r.key for r in rows if r.kind == CONCERN}
-    first_letter: dict[int, datetime] = {}
+    first = scoped(select(CoordinationDocument.patient_id, func.min(CoordinationDocument.signed_at).label("at")),
+                   CoordinationDocument).group_by(CoordinationDocument.patient_id).subquery()
+    added = session.exec(scoped(select(Medication), Medication).join(first, first.c.patient_id == Medication.patient_id)
+                         .where(Medication.is_trial.is_(False), Medication.stop_date.is_(None),
+                                Medication.created_at > first.c.at).order_by(Medication.id)).all()
+    candidates = [m for m in added if compose.is_flagged(m) and f"med:{m.id}" not in dismissed]
     covered: set[int] = set()
-    for pid, signed_at, ids in session.exec(scoped(select(
-            CoordinationDocument.patient_id, CoordinationDocument.signed_at,
-            CoordinationDocument.flagged_medication_ids), CoordinationDocument)).all():
-        first_letter[pid] = min(signed_at, first_letter.get(pid, signed_at))
-        covered.update(ids or [])
+    if candidates:  # which of them a signed letter has already flagged
+        for ids in session.exec(select(CoordinationDocument.flagged_medication_ids).where(
+                CoordinationDocument.clinic_id == clinic.id,
+                CoordinationDocument.patient_id.in_({m.patient_id for m in candidates}))).all():
+            covered.update(ids or [])
     concerns: dict[int, list[Medication]] = {}
-    if first_letter:
-        meds = session.exec(scoped(select(Medication), Medication).where(
-            Medication.is_trial.is_(False), Medication.stop_date.is_(None),
-            Medication.patient_id.in_(list(first_letter))).order_by(Medication.id)).all()
-        for m in meds:
-            if (compose.is_flagged(m) and m.id not in covered and f"med:{m.id}" not in dismissed
-                    and m.created_at is not None and m.created_at > first_letter[m.patient_id]):
-                concerns.setdefault(m.patient_id, []).append(m)
+    for m in candidates:
+        if m.id not in covered:
+            concerns.setdefault(m.patient_id, []).append(m)
     wanted = {r.patient_id for r in open_rows} | set(concerns)
     patients = {p.id: p for p in session.exec(select(Patient).where(
         Patient.clinic_id == clinic.id, Patient.id.in_(wanted)))} if wanted else {}
