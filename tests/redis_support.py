@@ -107,13 +107,28 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> None:
 
 def app_server(db_url: str, redis_url: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     """An app server of its own (werkzeug, threaded) in a subprocess, like another host; (process, base URL)."""
+    return app_servers(1, db_url, redis_url, cwd)[0]
+
+
+def app_servers(count: int, db_url: str, redis_url: str, cwd: Path) -> list[tuple[subprocess.Popen, str]]:
+    """``count`` app servers as app_server makes them, started side by side so their start-ups overlap."""
     env = subprocess_env(db_url, redis_url)
-    log = cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log"
-    proc = subprocess.Popen([sys.executable, "-c", SERVE], env=env, cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=log.open("wb"), text=True)
-    port = proc.stdout.readline().strip()
-    assert port, "the app server did not start: " + log.read_text()[-2000:]
-    return proc, f"http://127.0.0.1:{port}"
+    started = []
+    for _ in range(count):
+        log = cwd / f"server-{len(list(cwd.glob('server-*.log')))}.log"
+        proc = subprocess.Popen([sys.executable, "-c", SERVE], env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                stderr=log.open("wb"), text=True)
+        started.append((proc, log))
+    servers = []
+    for proc, log in started:
+        port = proc.stdout.readline().strip()
+        if not port:
+            for other, _log in started:
+                other.kill()
+                other.wait()
+            raise AssertionError("an app server did not start: " + log.read_text()[-2000:])
+        servers.append((proc, f"http://127.0.0.1:{port}"))
+    return servers
 
 
 def redis_text(url: str) -> str:
@@ -138,3 +153,10 @@ def redis_text(url: str) -> str:
         for v in values:
             add(v)
     return "\n".join(parts)
+
+
+def glia_cli(db_url: str, redis_url: str, cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """A `glia` command run to its end in a subprocess, as an operator runs it on some host."""
+    return subprocess.run([sys.executable, "-c", "from core.cli import main; main()", *args],
+                          env=subprocess_env(db_url, redis_url), cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, check=False)
