@@ -20,7 +20,7 @@ from core.models import Clinic
 
 
 def _app_for_cli():
-    """Shell commands serve no cookies, so they need no secret key (gunicorn's app does)."""
+    """Shell commands serve no cookies, so they need no secret key; those that serve check it."""
     return create_app({"GLIA_CLI": True})
 
 

@@ -117,8 +117,7 @@ def _signed_in(user: User, clinics, next_url: str | None, detail: str = "", noti
         flash(notice)
     audit.record("auth.login", object_type="user", object_id=user.id, detail=detail)
     if mfa.enrolment_due(user, g.clinic):
-        flash("Your role needs a second sign-in step. Set it up to continue.")
-        return redirect(url_for("auth.mfa"))
+        return redirect(url_for("auth.mfa"))  # the page says why
     return redirect(safe_next(next_url, home_url(user)))
 
 
@@ -227,7 +226,8 @@ def mfa_setup():
         return redirect(url_for("auth.mfa"))
     form = CodeForm()
     uri = mfa.provisioning_uri(factor, user)
-    page = dict(qr=mfa.qr_data_uri(uri), secret=factor.secret, errors={})
+    grouped = " ".join(factor.secret[i:i + 4] for i in range(0, len(factor.secret), 4))  # typed by hand
+    page = dict(qr=mfa.qr_data_uri(uri), secret=grouped, errors={})
     if request.method == "GET":
         return render_template("auth/mfa_setup.html", **page)
     codes = mfa.confirm_enrolment(db, user, factor, form.code.data or "") if form.validate() else None
