@@ -7,6 +7,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from datetime import datetime, timezone
@@ -122,6 +123,29 @@ def test_a_recovery_code_signs_in_once(app, client, db):
     used = db.exec(select(MfaRecoveryCode).where(MfaRecoveryCode.user_id == user.id,
                                                  MfaRecoveryCode.used_at.is_not(None))).all()
     assert len(used) == 2
+
+
+def test_two_sign_ins_racing_with_one_code_let_only_one_in(app, client):
+    """Each in its own thread and connection; the code is marked used by the UPDATE that checks it."""
+    login(app, client, "clinician")
+    totp, step, codes = enrol(app, client)
+    post(app, client, "/logout")
+    for code in (codes[0], totp.generate_otp(step + 1)):
+        clients = [app.test_client(), app.test_client()]
+        for c in clients:
+            post(app, c, "/login", {"email": CLINICIAN, "password": PASSWORD})
+        barrier, answers = threading.Barrier(2), []
+
+        def race(c, code=code):
+            barrier.wait()
+            answers.append(post(app, c, "/login/code", {"code": code}).status_code)
+
+        threads = [threading.Thread(target=race, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(answers) == [302, 401], code
 
 
 def test_the_code_step_is_throttled_like_the_password(make_app):
