@@ -19,9 +19,9 @@ depends_on: Union[str, Sequence[str], None] = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('clinic', schema=None) as batch_op:
+    with op.batch_alter_table('clinic', schema=None, recreate='never') as batch_op:
         batch_op.add_column(sa.Column('mfa_all_staff', sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table('user', schema=None) as batch_op:
+    with op.batch_alter_table('user', schema=None, recreate='never') as batch_op:
         batch_op.add_column(sa.Column('mfa_enabled_at', core.models.UTCDateTime(), nullable=True))
 
     op.create_table('mfa_factor',
@@ -56,7 +56,7 @@ def downgrade() -> None:
     with op.batch_alter_table('mfa_factor', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mfa_factor_user_id'))
     op.drop_table('mfa_factor')
-    with op.batch_alter_table('user', schema=None) as batch_op:
+    with op.batch_alter_table('user', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('mfa_enabled_at')
-    with op.batch_alter_table('clinic', schema=None) as batch_op:
+    with op.batch_alter_table('clinic', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('mfa_all_staff')
