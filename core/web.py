@@ -1,6 +1,7 @@
 """Wires the web layer: auth, CSRF, rate limits, headers, errors, the plugin 404 guard."""
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 import traceback
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> None:
     safe_logging.install()
     # the audit key, or (in production, without one) no start at all, as for the secret key
     app.extensions["glia_audit_key"] = audit_chain.load_key(app.config["GLIA_ENV"], Path(app.instance_path))
+    app.wsgi_app = BoundedBody(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
     hops = app.config["GLIA_PROXY_HOPS"]
     if hops:  # only then is X-Forwarded-For the client (throttling and audit use its address)
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
@@ -55,6 +57,23 @@ def init_app(app: Flask) -> None:
         app.register_error_handler(code, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(Exception, _unexpected_error)
+
+
+class BoundedBody:
+    """A chunked body (its length unknown until read) is read up to the limit here, so an oversized one is
+    refused with 413 like any other; Werkzeug would cut it silently and parse what fits."""
+
+    def __init__(self, wsgi_app, limit: int):
+        self.wsgi_app, self.limit = wsgi_app, limit
+
+    def __call__(self, environ, start_response):
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = environ["wsgi.input"].read(self.limit + 1)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))  # over the limit: Flask answers 413, reading nothing
+            environ.pop("wsgi.input_terminated", None)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        return self.wsgi_app(environ, start_response)
 
 
 def _guard_disabled_plugin():
