@@ -111,7 +111,7 @@ def test_login_asks_for_the_code_and_the_half_signed_in_state_grants_nothing(app
 
 def test_a_recovery_code_signs_in_once(app, client, db):
     login(app, client, "clinician")
-    _totp, _step_, codes = enrol(app, client)
+    _totp, _, codes = enrol(app, client)
     post(app, client, "/logout")
     ok = second_step(app, client, CLINICIAN, codes[3].upper().replace("-", " "))
     assert ok.status_code == 302
@@ -136,7 +136,7 @@ def test_two_sign_ins_racing_with_one_code_let_only_one_in(app, client):
             post(app, c, "/login", {"email": CLINICIAN, "password": PASSWORD})
         barrier, answers = threading.Barrier(2), []
 
-        def race(c, code=code):
+        def race(c, code=code, barrier=barrier, answers=answers):
             barrier.wait()
             answers.append(post(app, c, "/login/code", {"code": code}).status_code)
 
@@ -170,7 +170,7 @@ def test_admins_and_managers_must_enrol_before_anything_else(make_app, db):
     assert post(app, client, "/settings/security", {"all_staff": "1"}).location.endswith("/account/mfa")
     page = client.get("/account/mfa").get_data(as_text=True)
     assert "requires a second sign-in step" in page
-    _totp, _step_, codes = enrol(app, client)
+    _totp, _, codes = enrol(app, client)
     assert len(codes) == 10
     assert client.get("/patients/").status_code == 200
     # required: it can be replaced, not switched off

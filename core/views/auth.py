@@ -16,7 +16,7 @@ from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end
                        end_session, hash_password, hasher, home_url, password_problem, public, safe_next,
                        signed_in, staff, start_session, while_enrolling)
 from core.db import get_session
-from core.models import STAFF_ROLES, Role, User, utcnow
+from core.models import STAFF_ROLES, User, utcnow
 from core.web import limiter
 
 bp = Blueprint("auth", __name__)
@@ -83,9 +83,12 @@ def login_code():
         if _count_failure(db, user, locked, "auth.mfa_failed"):
             session.pop("mfa_pending", None)
         return render_template("auth/login_code.html", error="That code is not right, or was used already."), 401
+    clinics = clinics_of(user)
+    if not clinics:  # the membership was removed between the two steps
+        return render_template("auth/login.html", error="Your account is not linked to a clinic yet."), 403
     notice = (f"You signed in with a recovery code, which cannot be used again; "
               f"{mfa.recovery_codes_left(db, user)} are left.") if kind == "recovery" else ""
-    return _signed_in(user, clinics_of(user), pending.get("next"), detail=f"second factor: {kind}", notice=notice)
+    return _signed_in(user, clinics, pending.get("next"), detail=f"second factor: {kind}", notice=notice)
 
 
 def _locked(user: User | None) -> bool:
@@ -227,7 +230,7 @@ def mfa_setup():
     form = CodeForm()
     uri = mfa.provisioning_uri(factor, user)
     grouped = " ".join(factor.secret[i:i + 4] for i in range(0, len(factor.secret), 4))  # typed by hand
-    page = dict(qr=mfa.qr_data_uri(uri), secret=grouped, errors={})
+    page = {"qr": mfa.qr_data_uri(uri), "secret": grouped, "errors": {}}
     if request.method == "GET":
         return render_template("auth/mfa_setup.html", **page)
     codes = mfa.confirm_enrolment(db, user, factor, form.code.data or "") if form.validate() else None
