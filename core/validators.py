@@ -6,12 +6,6 @@ from datetime import date
 
 import phonenumbers
 
-COMMON_PASSWORDS = frozenset("""
-password password1 password123 123456789012 qwertyuiopas letmein12345 welcome12345
-iloveyou1234 administrator changeme1234 passw0rd1234 trustno11234 abcdefghijkl
-123456123456 111111111111 qwerty123456 monkey123456 dragon123456 sunshine1234
-""".split())
-
 
 def clean_text(value: str | None) -> str:
     """Trim and normalise to NFC once, so names compare and search the same however typed."""
