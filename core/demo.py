@@ -302,12 +302,15 @@ def _seed_sessions(session, clinic, patient, n, rng, providers, modality, today)
         t = TreatmentSession(clinic_id=clinic.id, patient_id=patient.id, provider_id=provider.id, modality=modality,
                              status=status, scheduled_at=start, weight_kg=float(weight),
                              escort_name=patient.escort_name, escort_phone=patient.escort_phone)
+        # a patient can arrive early for a later slot, never in the future: the check-in and its
+        # baseline reading are stamped no later than now, whatever hour the demo is built
+        arrived = min(start, datetime.now(timezone.utc) - timedelta(minutes=10))
         if status == SessionStatus.checked_in:
-            t.checked_in_at = start
+            t.checked_in_at = arrived
             t.escort_confirmed = True
         session.add(t)
         session.flush()
         if status == SessionStatus.checked_in:
             systolic, diastolic = HIGH_BP if patient.mrn == held(clinic, "high_blood_pressure") else (124, 80)
             session.add(VitalSign(clinic_id=clinic.id, treatment_id=t.id, phase=VitalPhase.baseline, systolic=systolic,
-                                  diastolic=diastolic, heart_rate=72, spo2=98, taken_at=start))
+                                  diastolic=diastolic, heart_rate=72, spo2=98, taken_at=arrived + timedelta(minutes=5)))
