@@ -521,3 +521,19 @@ def test_the_gate_costs_the_same_queries_for_one_session_or_the_whole_day(app, d
         event.remove(db.get_bind(), "before_cursor_execute", listener)
     assert one == many
     assert any("175/100" in b.reason for b in found[t.id])
+
+
+def test_the_gate_never_reuses_an_answer_once_something_is_written_in_the_same_transaction(app, db):
+    """Status is computed once per transaction, but a revocation added and not yet flushed still counts."""
+    from plugins.consent.models import ConsentRevocation, SignedConsent
+    t = ready_session(app, db)
+    fresh(db)
+    t, clinic = db.get(TreatmentSession, t.id), _clinic(db)
+    with app.test_request_context():
+        assert gate.blockers_for(db, clinic, [t])[t.id] == []
+        for signed in db.exec(select(SignedConsent).where(SignedConsent.patient_id == t.patient_id)).all():
+            db.add(ConsentRevocation(clinic_id=clinic.id, patient_id=t.patient_id, consent_id=signed.id,
+                                     reason="Patient withdrew consent at the front desk.", at=utcnow()))
+        reasons = [b.reason for b in gate.blockers_for(db, clinic, [t])[t.id]]
+    db.rollback()
+    assert reasons and all(r.startswith("Consent: ") for r in reasons)

@@ -89,6 +89,8 @@ def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict
     A page asks more than once for the same patients (the gate, then the session's panel):
     within one transaction and with nothing written meanwhile, the answer is computed once.
     """
+    if session.new or session.dirty or session.deleted:  # a write not flushed yet: recompute, never reuse
+        session.info.pop(_MEMO, None)
     memo = session.info.setdefault(_MEMO, {})
     key = (clinic.id, tuple(patient_ids))
     if key not in memo:
