@@ -304,7 +304,7 @@ def add_score(patient_id: int):
     try:
         instrument = Instrument(request.form.get("instrument", ""))
     except ValueError:
-        abort(400)
+        abort(422, description="Choose PHQ-9 or GAD-7 for the questionnaire. Nothing was saved.")
     raw = [request.form.get(f"item{i}", "") for i in range(1, scoring.ITEMS[instrument] + 1)]
     try:
         result = scoring.score(instrument, [int(v) for v in raw])
