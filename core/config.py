@@ -41,6 +41,8 @@ def load(app: Flask, overrides: dict) -> None:
         # several workers or hosts share one Redis for login throttling and the job queue;
         # unreachable, sign-in answers 503 instead of going unthrottled (core.queue)
         GLIA_REDIS_URL=os.environ.get("GLIA_REDIS_URL", ""),
+        # seconds before each retry of a failed job (one number per retry)
+        GLIA_JOB_RETRY_INTERVALS=os.environ.get("GLIA_JOB_RETRY_INTERVALS", "5,30,120"),
         RATELIMIT_STORAGE_URI=os.environ.get("GLIA_REDIS_URL") or "memory://",
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 2, "socket_timeout": 2},
         RATELIMIT_SWALLOW_ERRORS=False,
@@ -49,6 +51,7 @@ def load(app: Flask, overrides: dict) -> None:
         TEMPLATES_AUTO_RELOAD=not prod,
     )
     app.config.update(overrides)
+    app.config["GLIA_JOB_RETRY_INTERVALS"] = retry_intervals(app.config["GLIA_JOB_RETRY_INTERVALS"])
     if "GLIA_REDIS_URL" in overrides and "RATELIMIT_STORAGE_URI" not in overrides:
         app.config["RATELIMIT_STORAGE_URI"] = overrides["GLIA_REDIS_URL"] or "memory://"
     if app.config["GLIA_ENV"] != "production":
@@ -58,6 +61,17 @@ def load(app: Flask, overrides: dict) -> None:
         raise ConfigError("refusing to start: debug mode is on in production")
     if not app.config.get("GLIA_CLI"):  # the WSGI app gunicorn serves
         require_serving_secret(app)
+
+
+def retry_intervals(raw) -> list[int]:
+    """"5,30,120" -> [5, 30, 120]: seconds before each retry of a failed job."""
+    try:
+        found = [int(n) for n in (raw.split(",") if isinstance(raw, str) else raw) if str(n).strip()]
+    except ValueError:
+        found = [-1]
+    if any(n < 0 for n in found):
+        raise ConfigError(f"GLIA_JOB_RETRY_INTERVALS must be seconds separated by commas, like 5,30,120 (got {raw!r})")
+    return found
 
 
 def weak_secret(secret: str) -> bool:

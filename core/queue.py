@@ -23,7 +23,6 @@ from rq.job import Job, JobStatus
 
 QUEUE = "glia"
 KEEP = 7 * 24 * 3600  # a batch, its jobs and their results stay visible for a week
-RETRY_INTERVALS = [5, 30, 120]  # seconds before the 1st, 2nd and 3rd retry
 JOB_TIMEOUT = 3600
 PREFIX = "glia:batch:"
 OUTCOMES = ("issued", "existing", "problem")
@@ -45,6 +44,11 @@ def connection(app: Flask | None = None) -> redis.Redis:
         conn = redis.Redis.from_url(app.config["GLIA_REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
         app.extensions["glia_redis"] = conn
     return conn
+
+
+def retry_intervals(app: Flask | None = None) -> list[int]:
+    """Seconds before each retry of a failed job (GLIA_JOB_RETRY_INTERVALS, default 5,30,120)."""
+    return (app or current_app).config["GLIA_JOB_RETRY_INTERVALS"]
 
 
 def queue(app: Flask | None = None) -> Queue:
@@ -99,10 +103,11 @@ def start(clinic_id: int, kind: str, params: dict, func: str, parts: list[list[i
     conn = require(app)
     batch_id = uuid.uuid4().hex[:16]
     q = queue(app)
+    intervals = retry_intervals(app)
     datas = [Queue.prepare_data(func, args=(batch_id, clinic_id, ids), kwargs=params, timeout=JOB_TIMEOUT,
                                 result_ttl=KEEP, failure_ttl=KEEP, job_id=f"{batch_id}-{n}",
                                 description=f"{kind} batch {batch_id} part {n}/{len(parts)}",
-                                retry=Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS))
+                                retry=Retry(max=len(intervals), interval=intervals))
              for n, ids in enumerate(parts, start=1)]
     now = time.time()
     total = sum(len(ids) for ids in parts)

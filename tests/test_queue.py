@@ -113,7 +113,7 @@ def test_worker_killed_mid_batch_and_retried_issues_each_superbill_once(qapp, db
     assert (batch.done, batch.total, batch.problems) == (len(patients), len(patients), 0)
     with qapp.app_context():
         job = queue.queue().fetch_job(f"{batch_id}-1")
-        assert job.get_status() == "finished" and job.retries_left == len(queue.RETRY_INTERVALS) - 1
+        assert job.get_status() == "finished" and job.retries_left == len(queue.retry_intervals(qapp)) - 1
         assert job.return_value()["existing"] >= killed_with  # the retry skipped what the killed attempt issued
 
     issued = _year_superbills(engine, clinic.id)
@@ -140,6 +140,57 @@ def test_worker_killed_mid_batch_and_retried_issues_each_superbill_once(qapp, db
     text = redis_text(redis_url)
     assert batch_id in text  # the scan does see the queue's data
     assert [v for v in _phi(db, clinic.id) if v in text] == []
+
+
+def _rename(engine, old: str, new: str) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+def test_a_job_failing_every_retry_ends_failed_on_the_page_and_cli_and_issues_nothing(make_app, db, db_url, redis_url,
+                                                                                   tmp_path):
+    """The superbill table is gone while the worker runs (a botched restore): every attempt fails, the
+    retries run out, the batch shows as failed, nothing is issued or audited, Redis holds no PHI; once
+    the table is back, running the command again issues each superbill once."""
+    from core.commands.worker import jobs_command
+
+    app = make_app(GLIA_REDIS_URL=redis_url, GLIA_JOB_RETRY_INTERVALS="1,1")
+    engine = app.extensions["glia"].engine
+    clinic, year, patients = _setup(db)
+    db.rollback()
+    batch_id = _enqueue(app, year, "--part-size", str(len(patients)))
+    _rename(engine, "billing_superbill", "billing_superbill_away")
+    worker = glia_worker(db_url, redis_url, tmp_path, "--maintenance-interval", "1")
+    try:
+        batch = _wait(app, batch_id, clinic.id, lambda b: b.finished, 300, worker)
+    finally:
+        stop(worker, signal.SIGKILL)
+        _rename(engine, "billing_superbill_away", "billing_superbill")
+    assert (batch.state, batch.failed_jobs, batch.done) == ("failed", 1, 0)
+    with app.app_context():
+        job = queue.queue().fetch_job(f"{batch_id}-1")
+        assert job.get_status() == "failed" and job.retries_left == 0
+        assert "JobFailed" in job.latest_result().exc_string  # our message, not the database's (which may quote PHI)
+    assert _year_superbills(engine, clinic.id) == []
+    with new_session(engine, write=False) as s:
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "billing.superbill_issued")).all() == []
+    client = app.test_client()
+    login(app, client, "manager")
+    page = client.get("/jobs/").get_data(as_text=True)
+    assert "Failed" in page and "1 of 1 jobs failed after their retries" in page
+    listed = app.test_cli_runner().invoke(jobs_command, ["--clinic", "stillwater"])
+    assert f"failed    0/{len(patients)} done, 1 jobs failed" in listed.output
+    assert [v for v in _phi(db, clinic.id) if v in redis_text(redis_url)] == []
+
+    again = _enqueue(app, year)
+    worker = glia_worker(db_url, redis_url, tmp_path, "--burst")
+    try:
+        assert worker.wait(timeout=400) == 0
+    finally:
+        stop(worker, signal.SIGKILL)
+    with app.app_context():
+        assert queue.load(again, clinic.id).state == "finished"
+    assert sorted(sb.patient_id for sb in _year_superbills(engine, clinic.id)) == sorted(patients)
 
 
 def test_progress_on_the_jobs_page_and_cli_for_that_clinic_only(qapp, db, db_url, redis_url, tmp_path):
