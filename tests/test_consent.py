@@ -13,8 +13,7 @@ from sqlmodel import select
 
 from core.hookspecs import hookimpl
 from core.hooks import relay
-from core.models import (AuditEvent, Clinic, ImmutableRecordError, Modality, Patient, PluginState, SessionStatus,
-                         TreatmentSession, User, VitalPhase, VitalSign, utcnow)
+from core.models import (AuditEvent, Clinic, ImmutableRecordError, Modality, Patient, PluginState, TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from core.slots import Blocker, LetterSection, Panel, PortalItem
 from plugins.consent import documents, service
 from plugins.consent.models import (Acknowledgement, ConsentAttestation, ConsentTemplate, ContraindicationItem, Screening,

@@ -18,7 +18,7 @@ from core.cli import cli
 from core.db import new_session
 from core.models import Clinic, Diagnosis, OutcomeScore, Patient, Provider, SessionStatus, TreatmentSession
 from core.validators import npi_problem
-from core.views.dashboard import today_bounds
+from core.schedule import today_bounds
 from tests.conftest import BACKENDS, BUILTIN, PG_URL, _admin_engine
 from tests.support import login, post
 

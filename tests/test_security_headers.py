@@ -9,7 +9,7 @@ from core import create_app
 from core.config import ConfigError
 from tests.conftest import BUILTIN
 from tests.security_support import audit_count, changed, rules, snapshot
-from tests.support import csrf_token, login, post
+from tests.support import csrf_token, login
 
 
 def _assert_headers(resp, where: str) -> None:

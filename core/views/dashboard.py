@@ -1,9 +1,6 @@
 """The staff home page: today's sessions by status, item-9 alerts, and plugin widgets."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
@@ -12,7 +9,8 @@ from core import audit, hooks
 from core.auth import staff
 from core.db import get_session
 from core.plugin_state import gates_off
-from core.models import OutcomeScore, Patient, Provider, SessionStatus, TreatmentSession, utcnow
+from core.models import OutcomeScore, Patient, SessionStatus, utcnow
+from core.schedule import today_bounds, todays_sessions
 from core.slots import Widget
 from core.views.patients import CHARTING_ROLES, is_clinical
 
@@ -27,26 +25,15 @@ COLUMNS = [  # (title, statuses, pill class)
 ]
 
 
-def today_bounds(clinic) -> tuple[datetime, datetime, date]:
-    """Midnight to midnight in the clinic's zone, as UTC bounds, plus the local date."""
-    zone = ZoneInfo(clinic.timezone)
-    local_day = utcnow().astimezone(zone).date()
-    start = datetime.combine(local_day, time(0), tzinfo=zone)
-    return start, datetime.combine(local_day + timedelta(days=1), time(0), tzinfo=zone), local_day
-
-
 @bp.get("/")
 @staff()
 def index():
     clinic = g.clinic
     db = get_session()
-    start, end, day = today_bounds(clinic)
-    rows = db.exec(select(TreatmentSession, Patient)
-                   .join(Patient, Patient.id == TreatmentSession.patient_id)
-                   .where(TreatmentSession.clinic_id == clinic.id, Patient.clinic_id == clinic.id,
-                          TreatmentSession.scheduled_at >= start, TreatmentSession.scheduled_at < end)
-                   .order_by(TreatmentSession.scheduled_at, TreatmentSession.id)).all()
-    providers = {p.id: p for p in db.exec(select(Provider).where(Provider.clinic_id == clinic.id)).all()}
+    _start, _end, day = today_bounds(clinic)
+    day_rows = todays_sessions(db, clinic)
+    rows = [(t, patient) for t, patient, _provider in day_rows]
+    providers = {p.id: p for _t, _patient, p in day_rows if p is not None}
     columns = [(title, cls, [r for r in rows if r[0].status in statuses]) for title, statuses, cls in COLUMNS]
     alerts = []
     if is_clinical(current_user):

@@ -1,14 +1,13 @@
 """Versioned consents with e-signatures and contraindication screening that gates treatment."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import render_template, url_for
 from sqlmodel import select
 
 from core.hookspecs import hookimpl
-from core.models import Patient, SessionStatus, TreatmentSession
+from core.models import Patient, SessionStatus
 from core.slots import DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget
 from plugins.consent import gate, models, service, status
 
@@ -102,15 +101,11 @@ def session_panels(clinic, patient, treatment, user):
 def dashboard_widgets(clinic, user):
     """Today's patients whose session may not start, with the first reason: batch queries only."""
     from core.db import get_session
+    from core.schedule import todays_sessions
 
     session = get_session()
-    zone = ZoneInfo(clinic.timezone)
-    start = datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone)
-    found = session.exec(select(TreatmentSession, Patient).join(Patient, Patient.id == TreatmentSession.patient_id).where(
-        TreatmentSession.clinic_id == clinic.id, Patient.clinic_id == clinic.id, TreatmentSession.scheduled_at >= start,
-        TreatmentSession.scheduled_at < start + timedelta(days=1),
-        TreatmentSession.status.in_([SessionStatus.scheduled, SessionStatus.checked_in]))
-        .order_by(TreatmentSession.scheduled_at)).all()
+    found = [(t, patient) for t, patient, _provider in todays_sessions(session, clinic)
+             if t.status in (SessionStatus.scheduled, SessionStatus.checked_in)]
     treatments = [t for t, _ in found]
     blocked = {tid: reasons for tid, reasons in gate.blockers_for(session, clinic, treatments).items() if reasons}
     rows = [(t, patient, blocked[t.id]) for t, patient in found if t.id in blocked]

@@ -131,7 +131,6 @@ def blockers_for(session: Session, clinic: Clinic, treatments: list[TreatmentSes
     statuses = status_for(session, clinic, sorted({t.patient_id for t in treatments}))
     tids = [t.id for t in treatments]
     baseline = latest_baselines(session, clinic, tids)
-    bp_acks = bp_acknowledgements(session, clinic, tids)
     out: dict[int, list[Blocker]] = {}
     for t in treatments:
         modality = t.modality.value if hasattr(t.modality, "value") else str(t.modality)
@@ -153,7 +152,8 @@ def blockers_for(session: Session, clinic: Clinic, treatments: list[TreatmentSes
                                  link_to("consent.tablet_sign", patient_id=t.patient_id, kind=kind)))
         found += screening_blockers(st, t.patient_id, modality, clinic,
                                     back=link_to("sessions.detail", session_id=t.id))
-        problem = bp_problem(clinic, values, baseline.get(t.id), bp_acks[t.id])
+        acks = [a for a in st.bp_acknowledgements if a.treatment_id == t.id]  # read with the screening history
+        problem = bp_problem(clinic, values, baseline.get(t.id), acks)
         if problem:
             found.append(Blocker(problem, link_to("consent.acknowledge_bp", treatment_id=t.id)))
         out[t.id] = found

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from core.models import Clinic, User, utcnow
 from plugins.consent.models import SEVERITIES, Acknowledgement, ContraindicationItem, ItemClearance, Screening
-from plugins.consent.service import sha256, statement_digest
+from plugins.consent.service import BP_CODE, sha256, statement_digest
 
 # a staff answerer's role, in the history and in a sentence ("then no by front desk on ...")
 ROLE_NAMES = {"front_desk": "front desk", "clinician": "clinician", "manager": "manager", "admin": "administrator"}
@@ -148,6 +148,7 @@ class History:
     screenings: list[Screening] = field(default_factory=list)
     items: dict[str, ItemState] = field(default_factory=dict)
     error: str | None = None  # why the history could not be computed: the gate then blocks
+    bp_acknowledgements: list[Acknowledgement] = field(default_factory=list)  # of any treatment, oldest first
 
     @property
     def latest(self) -> Screening | None:
@@ -203,7 +204,10 @@ def item_states(screenings: list[Screening], users: dict[int, tuple[str, str]], 
 
 
 def load_histories(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, History]:
-    """Histories for many patients in five queries, whatever their number of screenings and items."""
+    """Histories for many patients in five queries, whatever their number of screenings and items.
+
+    The acknowledgements query also brings the patients' blood-pressure acknowledgements, which
+    the gate needs beside the history: one query for both."""
     result = {pid: History() for pid in patient_ids}
     if not patient_ids:
         return result
@@ -215,10 +219,15 @@ def load_histories(session: Session, clinic: Clinic, patient_ids: list[int]) -> 
     users = {uid: (name, getattr(role, "value", role)) for uid, name, role in session.exec(
         select(User.id, User.name, User.role).where(User.id.in_(user_ids))).all()} if user_ids else {}
     acks: dict[int, list[Acknowledgement]] = {pid: [] for pid in patient_ids}
+    is_bp = (Acknowledgement.item_code == BP_CODE) & Acknowledgement.treatment_id.is_not(None)
     for ack in session.exec(select(Acknowledgement).where(
             Acknowledgement.clinic_id == clinic.id, Acknowledgement.patient_id.in_(patient_ids),
-            Acknowledgement.screening_id.is_not(None)).order_by(Acknowledgement.signed_at, Acknowledgement.id)).all():
-        acks[ack.patient_id].append(ack)
+            Acknowledgement.screening_id.is_not(None) | is_bp)
+            .order_by(Acknowledgement.signed_at, Acknowledgement.id)).all():
+        if ack.screening_id is not None:
+            acks[ack.patient_id].append(ack)
+        if ack.item_code == BP_CODE and ack.treatment_id is not None:
+            result[ack.patient_id].bp_acknowledgements.append(ack)
     clearances: dict[int, list[ItemClearance]] = {pid: [] for pid in patient_ids}
     for c in session.exec(select(ItemClearance).where(
             ItemClearance.clinic_id == clinic.id, ItemClearance.patient_id.in_(patient_ids))

@@ -50,6 +50,7 @@ class PatientStatus:
     screening_stale: bool = False
     items: dict[str, ItemState] = field(default_factory=dict)  # code -> history and what is in force
     history_error: str | None = None  # the history could not be computed: treatment is blocked
+    bp_acknowledgements: list = field(default_factory=list)  # Acknowledgement rows of any treatment, oldest first
 
     @property
     def flagged(self) -> list[ItemState]:
@@ -110,7 +111,8 @@ def _compute(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[i
     for pid in patient_ids:
         history = histories[pid]
         st = result[pid] = PatientStatus(screening=history.latest, items=history.items,
-                                         history_error=history.error)
+                                         history_error=history.error,
+                                         bp_acknowledgements=history.bp_acknowledgements)
         st.screening_stale = st.screening is not None and st.screening.answered_at + fresh <= now
         for kind, template in templates.items():
             row = latest.get((pid, kind))

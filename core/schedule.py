@@ -1,0 +1,48 @@
+"""The clinic's day: its bounds in the clinic's zone and its sessions, read once per transaction.
+
+The dashboard lists the day and plugin widgets (the consent gate's "blocked today") look at the
+same sessions: they share one query. As with the consent status, any write in the transaction,
+flushed or not, makes the answer stale and it is read again.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import event
+from sqlmodel import Session, select
+
+from core.models import Clinic, Patient, Provider, TreatmentSession, utcnow
+
+_MEMO = "todays_sessions"
+
+
+def today_bounds(clinic: Clinic) -> tuple[datetime, datetime, date]:
+    """Midnight to midnight in the clinic's zone, as UTC bounds, plus the local date."""
+    zone = ZoneInfo(clinic.timezone)
+    local_day = utcnow().astimezone(zone).date()
+    start = datetime.combine(local_day, time(0), tzinfo=zone)
+    return start, datetime.combine(local_day + timedelta(days=1), time(0), tzinfo=zone), local_day
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session, *_args) -> None:
+    session.info.pop(_MEMO, None)
+
+
+def todays_sessions(session: Session, clinic: Clinic) -> list[tuple[TreatmentSession, Patient, Provider | None]]:
+    """(session, patient, provider) for every session of the clinic's day, in schedule order."""
+    if session.new or session.dirty or session.deleted:
+        session.info.pop(_MEMO, None)
+    memo = session.info.setdefault(_MEMO, {})
+    if clinic.id not in memo:
+        start, end, _day = today_bounds(clinic)
+        memo[clinic.id] = [tuple(row) for row in session.exec(
+            select(TreatmentSession, Patient, Provider)
+            .join(Patient, Patient.id == TreatmentSession.patient_id)
+            .outerjoin(Provider, (Provider.id == TreatmentSession.provider_id) & (Provider.clinic_id == clinic.id))
+            .where(TreatmentSession.clinic_id == clinic.id, Patient.clinic_id == clinic.id,
+                   TreatmentSession.scheduled_at >= start, TreatmentSession.scheduled_at < end)
+            .order_by(TreatmentSession.scheduled_at, TreatmentSession.id)).all()]
+    return memo[clinic.id]
