@@ -66,6 +66,7 @@ def grow(url: str, patients: int, sessions: int) -> tuple[demo_bulk.Growth, floa
     else:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
+            conn.commit()  # SQLite keeps its statistics in tables: uncommitted, they are rolled back
     engine.dispose()
     return grown, seconds
 

@@ -198,6 +198,8 @@ class Patient(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("clinic_id", "mrn"),
         sa.Index("ix_patient_clinic_name", "clinic_id", "legal_last_name", "legal_first_name"),  # the list's order
+        # the list of active patients and its count, read from the index alone
+        sa.Index("ix_patient_clinic_active_name", "clinic_id", "archived", "legal_last_name", "legal_first_name", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
@@ -316,6 +318,10 @@ class Instrument(str, enum.Enum):
 
 class OutcomeScore(SQLModel, table=True):
     __tablename__ = "outcome_score"
+    __table_args__ = (  # the dashboard's unreviewed item-9 alerts: a few rows, however many scores there are
+        sa.Index("ix_outcome_score_open_alerts", "clinic_id", "taken_at",
+                 sqlite_where=sa.text("alert = 1 AND reviewed_at IS NULL"),
+                 postgresql_where=sa.text("alert AND reviewed_at IS NULL")),)
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
     patient_id: int = Field(foreign_key="patient.id", index=True)
@@ -336,7 +342,11 @@ class TreatmentSession(SQLModel, table=True):
     # a day's schedule is read by clinic and time, a chart's sessions by patient and time:
     # without these SQLite walks the clinic's whole history
     __table_args__ = (sa.Index("ix_treatment_session_clinic_scheduled", "clinic_id", "scheduled_at"),
-                      sa.Index("ix_treatment_session_patient_scheduled", "patient_id", "scheduled_at"))
+                      sa.Index("ix_treatment_session_patient_scheduled", "patient_id", "scheduled_at"),
+                      # each listed patient's next visit (the planner must not walk the clinic's future)
+                      sa.Index("ix_treatment_session_clinic_patient_scheduled", "clinic_id", "patient_id", "scheduled_at"),
+                      # discharged Spravato sessions still owing a REMS form, without a scan of the history
+                      sa.Index("ix_treatment_session_clinic_modality_status", "clinic_id", "modality", "status"))
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
     patient_id: int = Field(foreign_key="patient.id", index=True)
