@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from core import search  # noqa: F401 - its ORM listener keeps the patient search terms with every write
 from core.hookspecs import hookimpl  # noqa: F401 - plugins import it from here
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -102,12 +102,22 @@ def writes(view):
     return view
 
 
+def reads(view):
+    """Mark a POST view that only reads (a search posted to keep its terms out of the URL): its
+    request reads in a deferred transaction, as a GET does, and its audit row is written after."""
+    view.glia_reads = True
+    return view
+
+
 def begin_request() -> None:
     """before_request (first): decide whether this request only reads."""
     from flask import request
 
     view = current_app.view_functions.get(request.endpoint or "")
-    g.db_reads_only = request.method in READ_METHODS and not getattr(view, "glia_writes", False)
+    if request.method in READ_METHODS:
+        g.db_reads_only = not getattr(view, "glia_writes", False)
+    else:
+        g.db_reads_only = getattr(view, "glia_reads", False)
 
 
 def get_session() -> Session:

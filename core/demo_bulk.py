@@ -31,10 +31,11 @@ import sqlalchemy as sa
 from sqlalchemy import func, insert, select, text
 from sqlmodel import Session
 
-from core import audit, scoring
+from core import audit, scoring, search
 from core.demo import CURRENT, DIAGNOSES, FIRST, LAST, TRIALS, email
 from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instrument, Medication, Modality,
-                         OutcomeScore, OutsideClinician, Patient, Provider, SessionStatus, TreatmentSession)
+                         OutcomeScore, OutsideClinician, Patient, PatientSearchTerm, Provider, SessionStatus,
+                         TreatmentSession)
 from core.validators import icd10_description, npi_with_check_digit
 
 BATCH = 20_000  # rows per executemany (or COPY) call
@@ -88,6 +89,8 @@ def grow(session: Session, patients: int, sessions: int | None = None, *, clinic
         for i in range(patients):
             row = shape.patient(patient_id + i, first_mrn + i)
             writer.add(Patient, row)
+            for term in search.rows_for(row["clinic_id"], row["id"], *(row[f] for f in search.FIELDS)):
+                writer.add(PatientSearchTerm, term)
             if i == busy:
                 busy_name = f"{row['legal_first_name']} {row['legal_last_name']}"
             shape.chart(writer, row, counts[i])

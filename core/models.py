@@ -235,6 +235,18 @@ class Patient(SQLModel, table=True):
         return f"{first} {self.legal_last_name}"
 
 
+class PatientSearchTerm(SQLModel, table=True):
+    """One word of a patient's names or MRN, casefolded: search finds patients by the start of any
+    word through this table's index instead of reading every patient (core/search.py keeps it)."""
+
+    __tablename__ = "patient_search_term"
+    clinic_id: int = Field(foreign_key="clinic.id", primary_key=True)
+    # byte order on PostgreSQL too, so a prefix is a range of the index whatever the database's locale
+    term: str = Field(sa_type=sa.String(100).with_variant(sa.String(100, collation="C"), "postgresql"),
+                      primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", primary_key=True, index=True)
+
+
 class Diagnosis(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)

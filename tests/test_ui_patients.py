@@ -45,6 +45,26 @@ def test_search_is_posted_escaped_and_paged(app, client, db):
         assert name in hit.text and "0 matches" not in hit.text, name
 
 
+def test_search_finds_the_start_of_any_name_part_and_follows_edits(app, client, db):
+    """Search reads the terms table: a new patient is found at once, a renamed one by the new name only,
+    any part of a hyphenated name or the MRN matches from its start, and another clinic's never."""
+    login(app, client, "frontdesk")
+    good = {"mrn": "ST9100", "legal_first_name": "Wren", "legal_last_name": "Fakely-Quillwood", "dob": "1984-05-06",
+            "sex": "F", "state": "OR", "postal_code": "97477"}
+    assert post(app, client, "/patients/new", good).status_code == 302
+    for term in ("wren fakely", "Quillwood", "QUILLW", "st91", "Wren Fakely-Quillwood"):
+        assert "1 match " in post(app, client, "/patients/", {"q": term}).text, term
+    for term in ("illwood", "wren nobody", "9100"):
+        assert "0 matches" in post(app, client, "/patients/", {"q": term}).text, term
+    wren = patient_by_mrn(db, "ST9100")
+    assert post(app, client, f"/patients/{wren.id}/edit", {**good, "legal_last_name": "Renamedson"}).status_code == 302
+    assert "1 match " in post(app, client, "/patients/", {"q": "renamed"}).text
+    assert "0 matches" in post(app, client, "/patients/", {"q": "quillwood"}).text
+    harbor = app.test_client()
+    login(app, harbor, "harbor.manager")
+    assert "0 matches" in post(app, harbor, "/patients/", {"q": "renamedson"}).text
+
+
 def test_patient_form_validates_and_writes_nothing_on_error(make_app, db):
     created = []
     app = make_app(plugins=[plugin("recorder", patient_created=lambda patient: created.append(patient.mrn))])

@@ -10,12 +10,12 @@ from datetime import date, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import select
 
-from core import audit, hooks, scoring
+from core import audit, hooks, scoring, search
 from core.auth import clinic_row_or_404, staff
-from core.db import get_session
+from core.db import get_session, reads
 from core.forms import SEXES, Form, local_datetime
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
@@ -62,10 +62,6 @@ def get_patient(patient_id: int) -> Patient:
     return clinic_row_or_404(Patient, patient_id, object_type="patient", action="patient.access")
 
 
-def escape_like(term: str) -> str:
-    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _dob_of(term: str) -> date | None:
     for fmt in ("%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y"):
         try:
@@ -76,24 +72,17 @@ def _dob_of(term: str) -> date | None:
 
 
 def search_filter(query: str):
-    """Each word must match a name, the MRN, or (when it reads as a date) the date of birth."""
+    """Each word must start a word of the names or the MRN, or (when it reads as a date) be the birth date."""
     conditions = []
     for word in query.split()[:6]:
         dob = _dob_of(word)
-        if dob is not None:
-            conditions.append(Patient.dob == dob)
-            continue
-        # lower() on both sides, plus the word as typed: SQLite's lower() folds only ASCII (Łukasz)
-        lowered, typed = f"%{escape_like(word.lower())}%", f"%{escape_like(word)}%"
-        conditions.append(or_(*(cond for col in (Patient.legal_first_name, Patient.legal_last_name,
-                                                 Patient.preferred_name, Patient.mrn)
-                                for cond in (func.lower(col).like(lowered, escape="\\"),
-                                             col.like(typed, escape="\\")))))
+        conditions.append(Patient.dob == dob if dob is not None else Patient.id.in_(search.starts(g.clinic.id, word)))
     return conditions
 
 
 @bp.route("/", methods=["GET", "POST"])
 @staff()
+@reads
 def index():
     """GET shows everyone (paged); POST runs a search, keeping the terms in the form, not the URL."""
     query = (request.form.get("q", "") if request.method == "POST" else "").strip()[:100]
