@@ -16,7 +16,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import abort, current_app, g, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
-from sqlalchemy import update
+from sqlalchemy import func, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from zxcvbn import zxcvbn
@@ -152,16 +153,19 @@ def _load_user(user_id: str):
     if not sid:
         return None
     db = get_session()
-    # one query for the session, its user, the membership it relies on and its clinic
+    # one query for the session, its user, the membership it relies on, its clinic and how many
+    # clinics the user belongs to (one: the clinic switcher needs no query of its own)
+    other = aliased(Membership)
+    memberships = select(func.count()).select_from(other).where(other.user_id == UserSession.user_id).scalar_subquery()
     found = db.exec(
-        select(UserSession, User, Membership.user_id, Clinic)
+        select(UserSession, User, Membership.user_id, Clinic, memberships)
         .join(User, User.id == UserSession.user_id)
         .outerjoin(Membership, (Membership.user_id == UserSession.user_id) & (Membership.clinic_id == UserSession.clinic_id))
         .outerjoin(Clinic, Clinic.id == UserSession.clinic_id)
         .where(UserSession.id == sid)).first()
     if found is None:
         return None
-    us, user, member, clinic = found
+    us, user, member, clinic, clinic_count = found
     now = utcnow()
     cfg = current_app.config
     if us.ended_at is not None or str(us.user_id) != user_id:
@@ -180,6 +184,8 @@ def _load_user(user_id: str):
     g.user_session = us
     if clinic is not None:
         g.clinic = clinic
+        if member is not None and clinic_count == 1:
+            g.only_clinic = (user.id, clinic)
     return user
 
 
@@ -231,6 +237,9 @@ def end_other_sessions(user: User, keep: str | None = None) -> int:
 
 
 def clinics_of(user: User) -> list[Clinic]:
+    only = g.get("only_clinic")
+    if only is not None and only[0] == user.id:
+        return [only[1]]  # known from the session's query: a member of this clinic and no other
     db = get_session()
     if user.role == Role.patient:
         return list(db.exec(select(Clinic).join(Patient, Patient.clinic_id == Clinic.id)

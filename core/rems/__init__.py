@@ -11,7 +11,7 @@ from markupsafe import Markup
 from sqlmodel import select
 
 from core.hookspecs import hookimpl
-from core.models import Modality, TreatmentSession
+from core.models import Modality
 from core.slots import Blocker, NavItem, Panel, Widget
 
 CLINICAL_ROLES = ("admin", "manager", "clinician")  # the forms hold medications and adverse events
@@ -71,12 +71,12 @@ def patient_chart_panels(clinic, patient, user):
         return []
     from core.db import get_session
     from core.rems import enrollment, monitoring
+    from core.schedule import patient_course
 
     session = get_session()
     history = enrollment.history(session, clinic.id, patient.id)
-    esketamine = session.exec(select(TreatmentSession.id).where(
-        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id,
-        TreatmentSession.modality == Modality.esketamine_nasal).limit(1)).first()
+    esketamine = next((r.id for r in patient_course(session, clinic, patient.id)
+                       if r.modality == Modality.esketamine_nasal), None)
     if not (history or esketamine or clinic.rems_setting_id):
         return []
     submitted = monitoring.submitted_forms(session, clinic, patient_ids=[patient.id], limit=10)

@@ -231,7 +231,7 @@ def chart_context(patient: Patient) -> dict:
     session_count = rows[0].total if rows else 0
     providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
     signers = {i for t in sessions for i in (t.dose_override_by_id, t.discharge_ready_by_id) if i}
-    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all())  # one query, even when empty
+    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all()) if signers else {}
     today = date.today()
     age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
     ctx = {"patient": patient, "sessions": sessions, "session_count": session_count, "providers": {p.id: p for p in providers}, "age": age,

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from sqlmodel import Session, func, select
 from werkzeug.routing import BuildError
 
-from core.models import Clinic, Modality, SessionStatus, TreatmentSession, VitalSign, utcnow
+from core.models import Clinic, Modality, SessionStatus, VitalSign, utcnow
 from plugins.consent.models import Acknowledgement, ConsentTemplate, ContraindicationItem
 
 PLUGIN = "consent"
@@ -165,9 +165,9 @@ def link_to(endpoint: str, **values) -> str:
 
 def modality_of(session, clinic, patient_id: int) -> str | None:
     """The modality of the patient's next session, else of their latest one."""
-    rows = session.exec(select(TreatmentSession.modality, TreatmentSession.status).where(
-        TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient_id)
-        .order_by(TreatmentSession.scheduled_at.desc())).all()
+    from core.schedule import patient_course
+
+    rows = [(r.modality, r.status) for r in patient_course(session, clinic, patient_id)]
     upcoming = [m for m, s in rows if s in (SessionStatus.scheduled, SessionStatus.checked_in)]
     chosen = upcoming[-1] if upcoming else rows[0][0] if rows else None
     return chosen.value if chosen is not None else None
