@@ -17,6 +17,7 @@ from core import audit, hooks, scoring, search
 from core.auth import clinic_row_or_404, staff
 from core.db import get_session, reads
 from core.forms import SEXES, Form, local_datetime
+from core.views.patient_form import PatientForm
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
 from core.slots import Panel
@@ -45,12 +46,6 @@ DRUG_CLASSES = {"ssri": "SSRI", "snri": "SNRI", "ndri": "NDRI (bupropion)", "tca
                 "stimulant": "Psychostimulant", "opioid": "Opioid", "opioid_antagonist": "Opioid antagonist",
                 "antipsychotic": "Antipsychotic", "lithium": "Lithium", "antihypertensive": "Antihypertensive",
                 "other": "Other"}
-PATIENT_TEXT = [  # (field, label, max length)
-    ("preferred_name", "Preferred name", 100), ("address_line1", "Address", 200), ("address_line2", "Address line 2", 200),
-    ("city", "City", 100), ("member_id", "Insurance member ID", 40), ("escort_name", "Escort name", 200),
-    ("emergency_contact_name", "Emergency contact", 200),
-]
-PATIENT_PHONES = [("phone", "Phone"), ("escort_phone", "Escort phone"), ("emergency_contact_phone", "Emergency contact phone")]
 
 
 def is_clinical(user) -> bool:
@@ -108,41 +103,8 @@ def index():
 
 # -- create and edit -------------------------------------------------------------------------
 
-def read_patient_form(data, patient: Patient | None) -> Form:
-    form = Form(data)
-    form.text("mrn", "MRN", required=True, max_len=20)
-    form.text("legal_first_name", "Legal first name", required=True, max_len=100)
-    form.text("legal_last_name", "Legal last name", required=True, max_len=100)
-    dob = form.date("dob", "Date of birth", not_future=True)
-    form.values["dob_parsed"] = dob
-    form.choice("sex", "Sex", SEXES)
-    for name, label, max_len in PATIENT_TEXT:
-        form.text(name, label, max_len=max_len)
-    form.state("state")
-    form.postal("postal_code")
-    for name, label in PATIENT_PHONES:
-        form.phone(name, label)
-    form.email("email", "Email")
-    mrn = form.values["mrn"]
-    if mrn and "mrn" not in form.errors:
-        clash = get_session().exec(select(Patient.id).where(Patient.clinic_id == g.clinic.id, Patient.mrn == mrn,
-                                                            Patient.id != (patient.id if patient else -1))).first()
-        if clash is not None:
-            form.errors["mrn"] = "Another patient in this clinic already has that MRN."
-    return form
-
-
-def apply_patient_form(patient: Patient, form: Form) -> None:
-    for name in ("mrn", "legal_first_name", "legal_last_name", "sex", "state", "postal_code", "email",
-                 *(n for n, _l, _m in PATIENT_TEXT), *(n for n, _l in PATIENT_PHONES)):
-        setattr(patient, name, form.values[name])
-    patient.dob = form.values["dob_parsed"]
-
-
 def _patient_form_values(p: Patient) -> dict:
-    values = {name: getattr(p, name) for name in (
-        "mrn", "legal_first_name", "legal_last_name", "sex", "state", "postal_code", "email",
-        *(n for n, _l, _m in PATIENT_TEXT), *(n for n, _l in PATIENT_PHONES))}
+    values = {field.name: getattr(p, field.name) for field in PatientForm(formdata=None)}
     values["dob"] = p.dob.isoformat()
     return values
 
@@ -152,12 +114,12 @@ def _patient_form_values(p: Patient) -> dict:
 def new():
     if request.method == "GET":
         return render_template("patients/form.html", sexes=list(SEXES.items()), patient=None, values={"sex": "U", "state": g.clinic.state}, errors={})
-    form = read_patient_form(request.form, None)
-    if not form.ok:
-        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=None, values=form.values, errors=form.errors), 422
+    form = PatientForm()
+    if not form.validate():
+        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=None, values=form.values, errors=form.messages), 422
     patient = Patient(clinic_id=g.clinic.id, created_at=utcnow(), legal_first_name="", legal_last_name="", mrn="",
-                      dob=form.values["dob_parsed"])
-    apply_patient_form(patient, form)
+                      dob=form.dob.day)
+    form.apply(patient)
     db = get_session()
     db.add(patient)
     db.flush()
@@ -174,10 +136,10 @@ def edit(patient_id: int):
     if request.method == "GET":
         audit.record("patient.view_demographics", object_type="patient", object_id=patient.id, patient_id=patient.id)
         return render_template("patients/form.html", sexes=list(SEXES.items()), patient=patient, values=_patient_form_values(patient), errors={})
-    form = read_patient_form(request.form, patient)
-    if not form.ok:
-        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=patient, values=form.values, errors=form.errors), 422
-    apply_patient_form(patient, form)
+    form = PatientForm(patient=patient)
+    if not form.validate():
+        return render_template("patients/form.html", sexes=list(SEXES.items()), patient=patient, values=form.values, errors=form.messages), 422
+    form.apply(patient)
     get_session().add(patient)
     audit.record("patient.update", object_type="patient", object_id=patient.id, patient_id=patient.id)
     flash("Patient details saved.")
@@ -231,7 +193,7 @@ def chart_context(patient: Patient) -> dict:
     session_count = rows[0].total if rows else 0
     providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
     signers = {i for t in sessions for i in (t.dose_override_by_id, t.discharge_ready_by_id) if i}
-    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all()) if signers else {}
+    staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all())  # one query, even when empty
     today = date.today()
     age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
     ctx = {"patient": patient, "sessions": sessions, "session_count": session_count, "providers": {p.id: p for p in providers}, "age": age,

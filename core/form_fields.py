@@ -1,0 +1,151 @@
+"""Forms on WTForms (Flask-WTF): typed fields that carry the messages staff read.
+
+Every form reads only the fields it declares, so a posted clinic_id, role or status is never
+read (mass assignment stays impossible). A refused form is shown again with HTTP 422, a message
+per field and the values as typed; the request then rolls back, so bad input writes nothing.
+CSRF is checked for every POST by the app-wide CSRFProtect before any view runs, so forms do not
+check it a second time. The templates' field macros take ``form.values`` and ``form.messages``.
+"""
+from __future__ import annotations
+
+from datetime import date
+
+from email_validator import EmailNotValidError, validate_email
+from flask_wtf import FlaskForm
+from wtforms import SelectField, StringField
+from wtforms.validators import StopValidation, ValidationError
+
+from core.validators import clean_text, parse_date, phone_problem
+
+
+def _clean(value):
+    return clean_text(value) if isinstance(value, str) or value is None else value
+
+
+class GliaForm(FlaskForm):
+    """The base of every form: messages and values shaped for the field macros."""
+
+    class Meta:
+        csrf = False  # CSRFProtect has already checked this POST
+
+    @property
+    def messages(self) -> dict[str, str]:
+        """Field name -> its first message (what the macros show under the field)."""
+        return {name: errors[0] for name, errors in self.errors.items() if errors}
+
+    @property
+    def values(self) -> dict[str, object]:
+        """Field name -> the value to show again: as cleaned when valid, as typed otherwise."""
+        return {f.name: f.shown() if hasattr(f, "shown") else f.data for f in self}
+
+
+class Required:
+    """A value must be given: "<label> is required." and no further checks of the field."""
+
+    field_flags = {"required": True}
+
+    def __call__(self, form, field):
+        if field.data in (None, ""):
+            raise StopValidation(f"{field.label.text} is required.")
+
+
+class MaxLength:
+    def __init__(self, limit: int):
+        self.limit = limit
+
+    def __call__(self, form, field):
+        if field.data and len(field.data) > self.limit:
+            raise StopValidation(f"{field.label.text}: at most {self.limit} characters.")
+
+
+class TextField(StringField):
+    """Trimmed, NFC-normalised text ("" when absent), at most ``max_len`` characters."""
+
+    def __init__(self, label, validators=(), *, required: bool = False, max_len: int = 200, **kw):
+        checks = [Required()] if required else []
+        super().__init__(label, [*checks, MaxLength(max_len), *validators], filters=[_clean], **kw)
+
+    def shown(self):
+        return self.data or ""
+
+
+class PhoneField(TextField):
+    def __init__(self, label, **kw):
+        super().__init__(label, [_problem(phone_problem)], max_len=30, **kw)
+
+
+class EmailField(TextField):
+    """An e-mail address, stored as email-validator normalises it."""
+
+    def __init__(self, label, **kw):
+        super().__init__(label, [_email], max_len=254, **kw)
+
+
+class StateField(TextField):
+    def __init__(self, label="State", **kw):
+        super().__init__(label, [_state], max_len=2, **kw)
+        self.filters = (*self.filters, lambda v: v.upper() if isinstance(v, str) else v)
+
+
+class PostalField(TextField):
+    def __init__(self, label="ZIP code", **kw):
+        super().__init__(label, [_postal], max_len=10, **kw)
+
+
+class IsoDateField(StringField):
+    """A date typed as YYYY-MM-DD; ``.day`` holds it once valid (the text stays as typed)."""
+
+    def __init__(self, label, validators=(), *, required: bool = True, not_future: bool = False, **kw):
+        super().__init__(label, [*([Required()] if required else []), *validators], filters=[_clean], **kw)
+        self.not_future = not_future
+        self.day: date | None = None
+
+    def post_validate(self, form, validation_stopped):
+        if validation_stopped or not self.data:
+            return
+        try:
+            self.day = parse_date(self.data, field=self.label.text, not_future=self.not_future)
+        except ValueError as exc:
+            self.errors.append(str(exc))
+
+    def shown(self):
+        return self.data or ""
+
+
+class ChoiceField(SelectField):
+    """One of ``choices`` (value -> label); anything else: "Choose a <label>."."""
+
+    def __init__(self, label, choices: dict, **kw):
+        super().__init__(label, choices=list(choices.items()), validate_choice=False, filters=[_clean], **kw)
+        self.allowed = choices
+
+    def pre_validate(self, form):
+        if self.data not in self.allowed:
+            raise StopValidation(f"Choose a {self.label.text.lower()}.")
+
+
+def _problem(check):
+    """A validator from one of core.validators' checks, which return a message or None."""
+    def validate(form, field):
+        if field.data and (problem := check(field.data)):
+            raise ValidationError(f"{field.label.text}: {problem}")
+    return validate
+
+
+def _email(form, field):
+    if field.data:
+        try:
+            field.data = validate_email(field.data, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise ValidationError(f"{field.label.text}: enter an address such as name@example.com.") from None
+
+
+def _state(form, field):
+    if field.data and not (len(field.data) == 2 and field.data.isalpha()):
+        raise ValidationError("Use the two-letter state code, such as OR.")
+
+
+def _postal(form, field):
+    digits = (field.data or "").replace("-", "")
+    if field.data and not (digits.isdigit() and len(digits) in (5, 9)):
+        raise ValidationError("Enter a ZIP code such as 97477 or 97477-1234.")
