@@ -50,8 +50,8 @@ expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="session")
-def axe_checker(browser):
-    checker = Checker(browser, WAIT_MS)
+def axe_checker(browser_type_launch_args):
+    checker = Checker(browser_type_launch_args, WAIT_MS)
     yield checker
     checker.close()
 
@@ -60,7 +60,7 @@ def axe_checker(browser):
 def context(context, axe_checker, request):
     context.set_default_timeout(WAIT_MS)
     context.set_default_navigation_timeout(WAIT_MS)
-    request.node.stash[AUDIT] = Audit(context, axe_checker)
+    request.node.stash[AUDIT] = Audit(context, axe_checker, WAIT_MS)
     return context
 
 
