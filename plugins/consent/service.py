@@ -58,8 +58,12 @@ def _inline(text: str) -> str:
     return _BOLD.sub(r"<strong>\1</strong>", str(escape(text)))
 
 
-def markdown(text: str) -> Markup:
-    """Headings (#, ##, ###), paragraphs, "- " lists and **bold**; everything else is text."""
+def markdown(text: str, under: int = 2) -> Markup:
+    """Headings (#, ##, ###), paragraphs, "- " lists and **bold**; everything else is text.
+
+    ``under`` is the level of the page heading the text sits below: its sections (##) come one level
+    down, so screen-reader users meet no skipped heading level.
+    """
     out: list[str] = []
     para: list[str] = []
     items: list[str] = []
@@ -77,7 +81,7 @@ def markdown(text: str) -> Markup:
         heading = re.match(r"^(#{1,3})\s+(.*)$", line)
         if heading:
             flush()
-            level = len(heading.group(1)) + 1  # the page title is the h1/h2
+            level = min(len(heading.group(1)) + under - 1, 6)
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
         elif line.startswith("- "):
             if para:

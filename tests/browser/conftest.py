@@ -1,7 +1,8 @@
 """Real-browser journeys: Playwright drives Debian's /usr/bin/chromium against a live server.
 
 Never `playwright install`: it downloads and fails here. Without Chromium the journeys skip,
-except under CI=true, where they fail.
+except under CI=true, where they fail. Every page a journey loads is checked with axe-core
+(tests/browser/a11y.py); a serious or critical violation fails the test that loaded it.
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
+from tests.browser.a11y import Audit, Checker, report
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+AUDIT = pytest.StashKey[Audit]()
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -45,11 +49,37 @@ WAIT_MS = 90_000
 expect.set_options(timeout=WAIT_MS)
 
 
+@pytest.fixture(scope="session")
+def axe_checker(browser_type_launch_args):
+    checker = Checker(browser_type_launch_args, WAIT_MS)
+    yield checker
+    checker.close()
+
+
 @pytest.fixture
-def context(context):
+def context(context, axe_checker, request):
     context.set_default_timeout(WAIT_MS)
     context.set_default_navigation_timeout(WAIT_MS)
+    request.node.stash[AUDIT] = Audit(context, axe_checker, WAIT_MS)
     return context
+
+
+@pytest.fixture
+def a11y(context, request) -> Audit:
+    """The audit of this test's pages, for tests about the audit itself."""
+    return request.node.stash[AUDIT]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """After a journey passes, fail it on any serious or critical violation on a page it loaded."""
+    result = yield
+    audit = pyfuncitem.stash.get(AUDIT, None)
+    if audit is not None:
+        found = audit.violations()
+        if found:
+            pytest.fail(report(found), pytrace=False)
+    return result
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def attest(patient_id: int, consent_id: int):
     def page(status=200, errors=None):
         return render_template("consent/attest.html", patient=p, record=record, back=back, errors=errors or {},
                                statement=documents.statement_for(record, provider),
-                               body=service.markdown(template.body), template=template), status
+                               body=service.markdown(template.body, under=1), template=template), status
 
     if request.method == "GET":
         audit.record("consent.view", object_type="consent", object_id=record.id, patient_id=p.id)

@@ -101,7 +101,8 @@ def _sign(p: Patient, kind: str, *, channel: str):
               else url_for("consent.portal_sign", kind=kind))
 
     def page(status=200, errors=None, values=None, conflict=""):
-        return render_template("consent/sign.html", patient=p, template=template, body=service.markdown(template.body),
+        return render_template("consent/sign.html", patient=p, template=template,
+                               body=service.markdown(template.body, under=1),
                                token=uuid.uuid4().hex if status != 422 else request.form.get("submission_token", ""),
                                errors=errors or {}, values=values or {}, conflict=conflict, on_tablet=on_tablet,
                                action=action), status
