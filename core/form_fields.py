@@ -8,11 +8,11 @@ check it a second time. The templates' field macros take ``form.values`` and ``f
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import StringField
 from wtforms.validators import StopValidation, ValidationError
 
 from core.validators import clean_text, parse_date, phone_problem
@@ -49,6 +49,12 @@ class Required:
             raise StopValidation(f"{field.label.text} is required.")
 
 
+def _no_controls(form, field):
+    """A pasted NUL or escape never belongs in a record (PostgreSQL cannot even store a NUL)."""
+    if field.data and any((ord(c) < 32 and c not in "\n\r\t") or ord(c) == 127 for c in field.data):
+        raise StopValidation(f"{field.label.text}: remove the control characters.")
+
+
 class MaxLength:
     def __init__(self, limit: int):
         self.limit = limit
@@ -63,7 +69,7 @@ class TextField(StringField):
 
     def __init__(self, label, validators=(), *, required: bool = False, max_len: int = 200, **kw):
         checks = [Required()] if required else []
-        super().__init__(label, [*checks, MaxLength(max_len), *validators], filters=[_clean], **kw)
+        super().__init__(label, [*checks, MaxLength(max_len), _no_controls, *validators], filters=[_clean], **kw)
 
     def shown(self):
         return self.data or ""
@@ -96,7 +102,7 @@ class IsoDateField(StringField):
     """A date typed as YYYY-MM-DD; ``.day`` holds it once valid (the text stays as typed)."""
 
     def __init__(self, label, validators=(), *, required: bool = True, not_future: bool = False, **kw):
-        super().__init__(label, [*([Required()] if required else []), *validators], filters=[_clean], **kw)
+        super().__init__(label, [*([Required()] if required else []), _no_controls, *validators], filters=[_clean], **kw)
         self.not_future = not_future
         self.day: date | None = None
 
@@ -112,12 +118,31 @@ class IsoDateField(StringField):
         return self.data or ""
 
 
-class ChoiceField(SelectField):
-    """One of ``choices`` (value -> label); anything else: "Choose a <label>."."""
+class TimeOfDayField(StringField):
+    """A wall-clock time typed as HH:MM; ``.at`` holds it once valid."""
 
-    def __init__(self, label, choices: dict, **kw):
-        super().__init__(label, choices=list(choices.items()), validate_choice=False, filters=[_clean], **kw)
-        self.allowed = choices
+    def __init__(self, label, **kw):
+        super().__init__(label, filters=[_clean], **kw)
+        self.at: time | None = None
+
+    def post_validate(self, form, validation_stopped):
+        try:
+            self.at = time.fromisoformat(self.data or "")
+        except ValueError:
+            self.errors.append(f"{self.label.text}: enter a time such as 09:30.")
+
+    def shown(self):
+        return self.data or ""
+
+
+class ChoiceField(StringField):
+    """One of ``choices`` (value -> label, or just values); anything else: "Choose a <label>.".
+
+    The templates draw their own <select>, so WTForms' SelectField (and its rendering) is not needed."""
+
+    def __init__(self, label, choices, **kw):
+        super().__init__(label, filters=[_clean], **kw)
+        self.allowed = choices if isinstance(choices, dict) else {c: c for c in choices}
 
     def pre_validate(self, form):
         if self.data not in self.allowed:

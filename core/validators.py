@@ -7,14 +7,9 @@ from datetime import date
 import phonenumbers
 
 
-_CONTROLS = dict.fromkeys(c for c in range(32) if chr(c) not in "\t\n\r")
-_CONTROLS[127] = None
-
-
 def clean_text(value: str | None) -> str:
-    """Trim, drop control characters (a NUL cannot even be stored by PostgreSQL) and normalise to
-    NFC once, so names compare and search the same however typed."""
-    return unicodedata.normalize("NFC", (value or "").translate(_CONTROLS).strip())
+    """Trim and normalise to NFC once, so names compare and search the same however typed."""
+    return unicodedata.normalize("NFC", (value or "").strip())
 
 
 def npi_is_valid(npi: str) -> bool:

@@ -16,7 +16,8 @@ from sqlmodel import select
 from core import audit, hooks, scoring, search
 from core.auth import clinic_row_or_404, staff
 from core.db import get_session, reads
-from core.forms import SEXES, Form, local_datetime
+from core.forms import SEXES, local_datetime
+from core.views.chart_forms import DRUG_CLASSES, CareTeamForm, MedicationForm, ScheduleForm
 from core.views.patient_form import PatientForm
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
@@ -40,12 +41,6 @@ QUESTIONS = {
                       "Being so restless that it is hard to sit still", "Becoming easily annoyed or irritable",
                       "Feeling afraid, as if something awful might happen"],
 }
-DRUG_CLASSES = {"ssri": "SSRI", "snri": "SNRI", "ndri": "NDRI (bupropion)", "tca": "Tricyclic", "maoi": "MAOI",
-                "sari": "SARI (trazodone)", "nassa": "NaSSA (mirtazapine)", "benzodiazepine": "Benzodiazepine",
-                "sedative_hypnotic": "Sedative hypnotic", "anticonvulsant": "Anticonvulsant (e.g. lamotrigine)",
-                "stimulant": "Psychostimulant", "opioid": "Opioid", "opioid_antagonist": "Opioid antagonist",
-                "antipsychotic": "Antipsychotic", "lithium": "Lithium", "antihypertensive": "Antihypertensive",
-                "other": "Other"}
 
 
 def is_clinical(user) -> bool:
@@ -308,20 +303,12 @@ def add_diagnosis(patient_id: int):
 def add_medication(patient_id: int):
     """A current medication; the coordination plugin reads these to flag interactions with ketamine."""
     patient = get_patient(patient_id)
-    form = Form(request.form)
-    name = form.text("med_name", "Medication", required=True, max_len=120)
-    drug_class = form.choice("drug_class", "Drug class", DRUG_CLASSES)
-    form.text("med_dose", "Dose", max_len=60)
-    form.text("med_frequency", "Frequency", max_len=60)
-    form.text("prescriber", "Prescriber", max_len=200)
-    started = form.date("start_date", "Start date", required=False, not_future=True)
-    sensitivity = form.choice("sensitivity", "Sensitivity", [x.value for x in Sensitivity])
-    if not form.ok:
-        return render_chart(patient, status=422, errors=form.errors, values=form.values, open_form="medication")
-    med = Medication(clinic_id=g.clinic.id, patient_id=patient.id, name=name, drug_class=drug_class,
-                     dose=form.values["med_dose"], frequency=form.values["med_frequency"],
-                     prescriber=form.values["prescriber"], start_date=started, sensitivity=Sensitivity(sensitivity),
-                     created_at=utcnow())
+    form = MedicationForm()
+    if not form.validate():
+        return render_chart(patient, status=422, errors=form.messages, values=form.values, open_form="medication")
+    med = Medication(clinic_id=g.clinic.id, patient_id=patient.id, name=form.med_name.data, drug_class=form.drug_class.data,
+                     dose=form.med_dose.data, frequency=form.med_frequency.data, prescriber=form.prescriber.data,
+                     start_date=form.start_date.day, sensitivity=Sensitivity(form.sensitivity.data), created_at=utcnow())
     db = get_session()
     db.add(med)
     db.flush()
@@ -354,21 +341,12 @@ def stop_medication(patient_id: int, medication_id: int):
 def add_care_team(patient_id: int):
     patient = get_patient(patient_id)
     db = get_session()
-    form = Form(request.form)
-    clinician_id = request.form.get("clinician_id", type=int)
-    clinician = db.exec(select(OutsideClinician).where(OutsideClinician.id == (clinician_id or -1),
-                                                       OutsideClinician.clinic_id == g.clinic.id)).first()
-    if clinician is None:
-        form.errors["clinician_id"] = "Choose an outside clinician (add new ones under Settings)."
-    role = form.choice("role", "Role", [k.value for k in ClinicianKind])
-    form.text("psychotherapy_modality", "Psychotherapy modality", max_len=100)
-    form.text("psychotherapy_frequency", "Frequency", max_len=60)
-    since = form.date("since", "Since", required=False, not_future=True)
-    if not form.ok:
-        return render_chart(patient, status=422, errors=form.errors, values=form.values)
-    member = CareTeamMember(clinic_id=g.clinic.id, patient_id=patient.id, clinician_id=clinician.id,
-                            role=ClinicianKind(role), psychotherapy_modality=form.values["psychotherapy_modality"],
-                            psychotherapy_frequency=form.values["psychotherapy_frequency"], since=since)
+    form = CareTeamForm()
+    if not form.validate():
+        return render_chart(patient, status=422, errors=form.messages, values=form.values)
+    member = CareTeamMember(clinic_id=g.clinic.id, patient_id=patient.id, clinician_id=form.clinician_id.row.id,
+                            role=ClinicianKind(form.role.data), psychotherapy_modality=form.psychotherapy_modality.data,
+                            psychotherapy_frequency=form.psychotherapy_frequency.data, since=form.since.day)
     db.add(member)
     db.flush()
     audit.record("care_team.create", object_type="care_team_member", object_id=member.id, patient_id=patient.id)
@@ -382,22 +360,16 @@ def schedule(patient_id: int):
     """Book a treatment session at a wall-clock time in the clinic's zone (stored in UTC)."""
     patient = get_patient(patient_id)
     db = get_session()
-    form = Form(request.form)
-    day = form.date("date", "Date")
-    at = form.time("time", "Time")
-    modality = form.choice("modality", "Modality", [m.value for m in Modality])
-    provider_id = request.form.get("provider_id", type=int)
-    provider = db.exec(select(Provider).where(Provider.id == (provider_id or -1), Provider.clinic_id == g.clinic.id,
-                                              Provider.active)).first()
-    if provider is None:
-        form.errors["provider_id"] = "Choose a provider."
-    when = local_datetime(day, at, g.clinic.timezone) if day and at else None
+    form = ScheduleForm()
+    valid = form.validate()
+    when = local_datetime(form.date.day, form.time.at, g.clinic.timezone) if form.date.day and form.time.at else None
     if when is not None and when < utcnow().astimezone(when.tzinfo).replace(hour=0, minute=0, second=0, microsecond=0):
-        form.errors["date"] = "The date is in the past; choose today or later."
-    if not form.ok:
-        return render_chart(patient, status=422, errors=form.errors, values=form.values, open_form="schedule")
-    t = TreatmentSession(clinic_id=g.clinic.id, patient_id=patient.id, provider_id=provider.id,
-                         modality=Modality(modality), scheduled_at=when, escort_name=patient.escort_name,
+        form.date.errors = [*form.date.errors, "The date is in the past; choose today or later."]
+        valid = False
+    if not valid:
+        return render_chart(patient, status=422, errors=form.messages, values=form.values, open_form="schedule")
+    t = TreatmentSession(clinic_id=g.clinic.id, patient_id=patient.id, provider_id=form.provider_id.row.id,
+                         modality=Modality(form.modality.data), scheduled_at=when, escort_name=patient.escort_name,
                          escort_phone=patient.escort_phone)
     db.add(t)
     db.flush()
