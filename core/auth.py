@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import select
 from zxcvbn import zxcvbn
 
-from core import mfa
+from core import mfa, tablet
 from core.db import get_session, later
 from core.models import STAFF_ROLES, Clinic, Membership, Patient, Role, User, UserSession, utcnow
 
@@ -104,6 +104,9 @@ def enforce_access() -> None:
         return current_app.login_manager.unauthorized()
     if not getattr(view, "glia_while_enrolling", False) and mfa.enrolment_due(current_user, g.get("clinic")):
         return redirect(url_for("auth.mfa"))  # a required second factor comes before any page
+    locked = tablet.enforce()  # a device handed to a patient shows nothing else until unlocked
+    if locked is not None:
+        return locked
     if current_user.role.value not in declared.roles:
         from core import audit
 
@@ -246,6 +249,21 @@ def clinics_of(user: User) -> list[Clinic]:
                             .where(Patient.user_id == user.id)).all())
     return list(db.exec(select(Clinic).join(Membership, Membership.clinic_id == Clinic.id)
                         .where(Membership.user_id == user.id).order_by(Clinic.name)).all())
+
+
+def last_used_clinic(user: User, clinics: list[Clinic]) -> Clinic | None:
+    """The clinic to open at sign-in: the one this user last switched to, else the first by name."""
+    if len(clinics) < 2:
+        return clinics[0] if clinics else None
+    last = get_session().exec(select(Membership.clinic_id).where(
+        Membership.user_id == user.id, Membership.last_used_at.is_not(None))
+        .order_by(Membership.last_used_at.desc()).limit(1)).first()
+    return next((c for c in clinics if c.id == last), clinics[0])
+
+
+def note_clinic_used(user: User, clinic_id: int) -> None:
+    get_session().exec(update(Membership).where(Membership.user_id == user.id, Membership.clinic_id == clinic_id)
+                       .values(last_used_at=utcnow()))
 
 
 def current_patient() -> Patient:

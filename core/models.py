@@ -139,6 +139,7 @@ class User(SQLModel, table=True):
 class Membership(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", primary_key=True)
+    last_used_at: datetime | None = ts()  # last switched to: the next sign-in opens this clinic
 
 
 class UserSession(SQLModel, table=True):
@@ -152,6 +153,8 @@ class UserSession(SQLModel, table=True):
     last_seen_at: datetime = ts(nullable=False)
     ended_at: datetime | None = ts()
     ip: str = Field(default="", max_length=45)
+    # set while the device is handed to this patient (core.tablet): only their tablet pages answer
+    tablet_patient_id: int | None = Field(default=None, foreign_key="patient.id")
 
 
 class MfaFactor(SQLModel, table=True):

@@ -16,7 +16,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from core import audit, audit_chain, auth, db, hooks
+from core import audit, audit_chain, auth, db, hooks, tablet
 from core import safe_logging
 from core.slots import NavItem
 
@@ -129,20 +129,21 @@ def _template_context():
     """The page frame's values, computed once per request however many fragments it renders
     (plugin panels and widgets are templates too); recomputed only if the user or clinic changes."""
     if g.get("failed"):  # the 500 page: do not touch a database that may be failing
-        return {"current_clinic": None, "nav": [], "user_clinics": []}
+        return {"current_clinic": None, "nav": [], "user_clinics": [], "tablet_locked": False}
     # outside a request (PDFs rendered by the CLI or the demo seed) there is no user at all
     user = current_user if current_user and current_user.is_authenticated else None
     clinic = g.get("clinic")
-    key = (user.id if user else None, clinic.id if clinic else None)
+    locked = user is not None and tablet.locked_patient() is not None
+    key = (user.id if user else None, clinic.id if clinic else None, locked)
     cached = g.get("_page_frame")
     if cached is not None and cached[0] == key:
         return cached[1]
     nav: list[NavItem] = []
-    if user is not None and user.is_staff:
+    if user is not None and user.is_staff and not locked:
         items, _errors = hooks.relay(clinic).collect("nav_items", expect=NavItem, clinic=clinic, user=user)
         nav = [i for i in hooks.ordered(items) if user.role.value in i.roles]
-    frame = {"current_clinic": clinic, "nav": nav,
-             "user_clinics": auth.clinics_of(user) if user and user.is_staff else []}
+    frame = {"current_clinic": clinic, "nav": nav, "tablet_locked": locked,
+             "user_clinics": auth.clinics_of(user) if user and user.is_staff and not locked else []}
     g._page_frame = (key, frame)
     return frame
 

@@ -34,3 +34,10 @@ def form_token(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"
     return match.group(1)
+
+
+def unlock_tablet(app, client, password: str = PASSWORD):
+    """Staff take the tablet back after the patient signed (core.tablet): their password lifts the lock."""
+    resp = post(app, client, "/tablet/unlock", {"password": password})
+    assert resp.status_code == 302, f"unlock failed ({resp.status_code})"
+    return resp

@@ -173,12 +173,12 @@ def test_voided_superbill_is_marked_for_staff_and_replaced_in_the_portal(app, cl
     again = post(app, client, f"/billing/patients/{pid}/superbills", {"date": day.isoformat(), "scope": "visit"})
     assert again.status_code == 409 and "already covers this period" in again.text
     for reason in ["", "   ", "\u200b"]:
-        assert post(app, client, f"/billing/superbills/{old}/void", {"reason": reason}).status_code == 422
-    new = new_id(post(app, client, f"/billing/superbills/{old}/void", {"reason": "Wrong pointer", "reissue": "1"}))
+        assert post(app, client, f"/billing/superbills/{old}/void", {"confirm": "yes", "reason": reason}).status_code == 422
+    new = new_id(post(app, client, f"/billing/superbills/{old}/void", {"confirm": "yes", "reason": "Wrong pointer", "reissue": "1"}))
     fresh(db)
     old_sb, new_sb = db.get(BillingSuperbill, old), db.get(BillingSuperbill, new)
     assert (new_sb.replaces_id, new_sb.revision) == (old, 1) and old_sb.pdf == stored
-    assert post(app, client, f"/billing/superbills/{old}/void", {"reason": "twice"}).status_code == 409
+    assert post(app, client, f"/billing/superbills/{old}/void", {"confirm": "yes", "reason": "twice"}).status_code == 409
 
     staff = client.get(f"/billing/superbills/{old}.pdf")
     assert staff.status_code == 200 and staff.data != stored
@@ -201,7 +201,7 @@ def test_voided_superbill_is_marked_for_staff_and_replaced_in_the_portal(app, cl
     assert got.status_code == 200 and "VOID" not in flat(got.data) and new_sb.label in flat(got.data)
 
     # voided without a replacement: the portal says so; issuing the period again replaces it
-    assert post(app, client, f"/billing/superbills/{new}/void", {"reason": "Patient asked to hold it"}).status_code == 302
+    assert post(app, client, f"/billing/superbills/{new}/void", {"confirm": "yes", "reason": "Patient asked to hold it"}).status_code == 302
     assert "no replacement issued yet" in client.get(f"/billing/superbills/{new}").text
     held = patient.get(f"/billing/portal/superbills/{new}.pdf")
     assert held.status_code == 410 and "has not issued a corrected one yet" in held.text
@@ -262,7 +262,7 @@ def test_voided_estimate_and_receipt_carry_the_mark_and_name_their_replacement(a
     assert portal_copy.status_code == 200 and "VOID: this receipt was voided" in flat(portal_copy.data)
     assert f"replaced by receipt {right.receipt_label}" in flat(portal_copy.data)
     assert "It was a check" in old_receipt and "It was a check" not in flat(portal_copy.data)
-    assert post(app, client, f"/billing/payments/{wrong.id}/refund", {"amount": "1.00", "idempotency_key": "r1"}
+    assert post(app, client, f"/billing/payments/{wrong.id}/refund", {"confirm": "yes", "amount": "1.00", "idempotency_key": "r1"}
                 ).status_code == 409  # a voided entry cannot be refunded
 
 
@@ -296,12 +296,12 @@ def test_issued_invoices_and_billed_lines_never_change_and_are_corrected_by_a_vo
     w.close()
 
     login(app, client, "manager")
-    paid = post(app, client, f"/billing/invoices/{billed.invoice_id}/void", {"reason": "wrong code"})
+    paid = post(app, client, f"/billing/invoices/{billed.invoice_id}/void", {"confirm": "yes", "reason": "wrong code"})
     assert paid.status_code == 409 and "has payments: refund or correct them before voiding it" in paid.text
     tid, pid = complete_session(app)
     iid = _invoice_from_draft(app, client, tid)
-    assert post(app, client, f"/billing/invoices/{iid}/void", {"reason": ""}).status_code == 422
-    resp = post(app, client, f"/billing/invoices/{iid}/void", {"reason": "Pointer should be B"})
+    assert post(app, client, f"/billing/invoices/{iid}/void", {"confirm": "yes", "reason": ""}).status_code == 422
+    resp = post(app, client, f"/billing/invoices/{iid}/void", {"confirm": "yes", "reason": "Pointer should be B"})
     assert resp.status_code == 302 and resp.headers["Location"].endswith(f"/billing/treatments/{tid}/charges")
     fresh(db)
     lines = db.exec(select(BillingCharge).where(BillingCharge.treatment_id == tid)).all()
@@ -312,7 +312,7 @@ def test_issued_invoices_and_billed_lines_never_change_and_are_corrected_by_a_vo
     account = client.get(f"/billing/patients/{pid}").text
     assert "Pointer should be B" not in account
     again = _invoice_from_draft(app, client, tid)
-    assert again != iid and post(app, client, f"/billing/invoices/{iid}/void", {"reason": "x"}).status_code == 409
+    assert again != iid and post(app, client, f"/billing/invoices/{iid}/void", {"confirm": "yes", "reason": "x"}).status_code == 409
 
 
 # -- 6. Good Faith Estimates to the letter of 45 CFR 149.610 ---------------------------------------------
@@ -434,12 +434,12 @@ def test_a_refund_needs_its_idempotency_key_like_a_payment(app, client, db):
         return db.exec(select(func.count()).select_from(BillingPayment).where(BillingPayment.refund_of_id == payment.id)).one()
 
     for key in ["", " " * 3, "k" * 65]:
-        resp = post(app, client, f"/billing/payments/{payment.id}/refund", {"amount": "1.00", "idempotency_key": key})
+        resp = post(app, client, f"/billing/payments/{payment.id}/refund", {"confirm": "yes", "amount": "1.00", "idempotency_key": key})
         assert resp.status_code == 400 and "missing its submission key" in resp.text
     assert refunds() == 0
     for _ in range(2):
         assert post(app, client, f"/billing/payments/{payment.id}/refund",
-                    {"amount": "1.00", "idempotency_key": "refund-once"}).status_code == 302
+                    {"confirm": "yes", "amount": "1.00", "idempotency_key": "refund-once"}).status_code == 302
     assert refunds() == 1
 
 

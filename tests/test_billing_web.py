@@ -213,7 +213,7 @@ def test_issued_superbill_is_immutable_and_voids_by_reissue(app, client, db):
 
     clinic = db.get(Clinic, sb.clinic_id)
     login(app, client, "manager" if clinic.slug == "stillwater" else "harbor.manager")
-    resp = post(app, client, f"/billing/superbills/{sb.id}/void", {"reason": "Wrong pointer", "reissue": "1"})
+    resp = post(app, client, f"/billing/superbills/{sb.id}/void", {"confirm": "yes", "reason": "Wrong pointer", "reissue": "1"})
     assert resp.status_code == 302
     fresh(db)
     new = db.exec(select(BillingSuperbill).where(BillingSuperbill.replaces_id == sb.id)).one()
@@ -223,7 +223,7 @@ def test_issued_superbill_is_immutable_and_voids_by_reissue(app, client, db):
     assert db.get(BillingSuperbill, sb.id).sha256 == sb.sha256  # the old one stays as it was
     actions = db.exec(select(AuditEvent.action).where(AuditEvent.object_type == "billing_superbill")).all()
     assert "billing.superbill_voided" in actions and "billing.superbill_issued" in actions
-    again = post(app, client, f"/billing/superbills/{sb.id}/void", {"reason": "twice"})
+    again = post(app, client, f"/billing/superbills/{sb.id}/void", {"confirm": "yes", "reason": "twice"})
     assert again.status_code == 409
 
 
@@ -286,7 +286,7 @@ def test_staff_of_another_clinic_and_wrong_roles_are_refused(app, client, db):
     login(app, desk, "frontdesk")
     assert desk.get("/billing/").status_code == 200
     pay = db.exec(select(BillingPayment).where(BillingPayment.clinic_id == sb.clinic_id)).first()
-    assert post(app, desk, f"/billing/payments/{pay.id}/refund", {"amount": "1.00", "idempotency_key": "k"}).status_code == 403
+    assert post(app, desk, f"/billing/payments/{pay.id}/refund", {"confirm": "yes", "amount": "1.00", "idempotency_key": "k"}).status_code == 403
 
 
 def test_billing_pages_show_no_medication_list(app, client, db):

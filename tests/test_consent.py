@@ -19,7 +19,7 @@ from plugins.consent import documents, service
 from plugins.consent.models import (Acknowledgement, ConsentAttestation, ConsentTemplate, ContraindicationItem, Screening,
                                     SignedConsent)
 from tests.conftest import BUILTIN
-from tests.support import login, post
+from tests.support import login, post, unlock_tablet
 
 # -- a tiny spy plugin: proves document_issued reaches plugins after the commit ----------------
 spy = types.ModuleType("consent_spy")
@@ -122,6 +122,7 @@ def test_tablet_signing_stores_text_hash_and_pdf_and_fires_document_issued(make_
     resp = post(app, client, url, _sign_data(page.text, rep, signer_role="representative",
                                              authority="Legal guardian", patient_id="999", signed_at="2001-01-01"))
     assert resp.status_code == 302
+    unlock_tablet(app, client)
     fresh(db)
     record = db.exec(select(SignedConsent).where(SignedConsent.patient_id == patient.id)).one()
     assert (record.signer_name, record.signer_role, record.representative_authority) == (rep, "representative",
@@ -372,6 +373,7 @@ def test_screening_and_blood_pressure_gate_the_session_start(app, client, db):
         url = f"/consent/patients/{patient.id}/sign/{kind}"
         done = post(app, client, url, _sign_data(client.get(url).text, patient.legal_name))
         assert done.status_code == 302
+        unlock_tablet(app, client)
         if kind == "financial":  # signed but not attested: still blocked, and the reason says so
             (waiting,) = _blockers(app, db, clinic, t)
             assert waiting.reason == ("Consent: Financial policy and Good Faith Estimate notice - signed by the "

@@ -18,7 +18,7 @@ from core.migrate import alembic_config
 from core.models import Clinic, Modality, Patient, Provider, TreatmentSession, User, utcnow
 from plugins.consent import DEFAULT_REQUIRED, documents, service, status
 from plugins.consent.models import ConsentAttestation, ConsentTemplate, SignedConsent
-from tests.support import login, post
+from tests.support import login, post, unlock_tablet
 
 NAME = ("Zoë", "Łukasz-Intakeson")
 DOB = date(1979, 11, 23)
@@ -80,6 +80,7 @@ def _sign_and_attest(app, client, patient: Patient, kind: str) -> bytes:
     acks = {f"ack_{i}": "1" for i in range(len(re.findall(r'name="ack_\d+"', page)))}
     signed = post(app, client, url, {**data, **acks, "signer_name": patient.legal_name, "signer_role": "patient"})
     assert signed.status_code == 302
+    unlock_tablet(app, client)
     consent_id = signed.location.rsplit("/", 1)[1]
     assert post(app, client, f"/consent/patients/{patient.id}/consents/{consent_id}/attest",
                 {"attest": "1"}).status_code == 302

@@ -94,7 +94,7 @@ def test_session_moves_forward_once_and_fires_treatment_completed(make_app, db):
     backwards = post(app, client, f"{url}/check-in", {"version": t.version, "escort_confirmed": "1",
                                                       "escort_name": "Someone"})
     assert backwards.status_code == 409 and "cannot check in" in backwards.text
-    assert post(app, client, f"{url}/cancel", {"version": t.version}).status_code == 409
+    assert post(app, client, f"{url}/cancel", {"version": t.version, "confirm": "yes"}).status_code == 409
     assert completed == []
 
     leaving = {"version": t.version, "discharge_systolic": "126", "discharge_diastolic": "80", "released_to_escort": "1",

@@ -12,11 +12,12 @@ from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from core import audit, mfa
-from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end_other_sessions,
-                       end_session, hash_password, hasher, home_url, password_problem, public, safe_next,
-                       signed_in, staff, start_session, while_enrolling)
+from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end_other_sessions, end_session,
+                       hash_password, hasher, home_url, last_used_clinic, note_clinic_used, password_problem,
+                       public, safe_next, signed_in, staff, start_session, while_enrolling)
 from core.db import get_session
 from core.models import STAFF_ROLES, User, utcnow
+from core.tablet import lock_screen, locked_patient, unlock, while_locked
 from core.web import limiter
 
 bp = Blueprint("auth", __name__)
@@ -115,7 +116,8 @@ def _signed_in(user: User, clinics, next_url: str | None, detail: str = "", noti
     user.failed_logins = 0
     user.locked_until = None
     get_session().add(user)
-    start_session(user, clinics[0].id if clinics else None)  # clears the cookie, the pending step too
+    clinic = last_used_clinic(user, clinics)
+    start_session(user, clinic.id if clinic else None)  # clears the cookie, the pending step too
     if notice:
         flash(notice)
     audit.record("auth.login", object_type="user", object_id=user.id, detail=detail)
@@ -142,8 +144,35 @@ def switch_clinic():
         abort(404)
     g.user_session.clinic_id = wanted
     get_session().add(g.user_session)
+    note_clinic_used(current_user, wanted)
     audit.record("auth.switch_clinic", object_type="clinic", object_id=wanted, clinic_id=wanted)
     return redirect(url_for("dashboard.index"))
+
+
+@bp.route("/tablet/unlock", methods=["POST"])
+@staff()
+@while_locked
+@limiter.limit(_login_rate)
+def tablet_unlock():
+    """The tablet comes back: the signed-in staff member's password lifts the lock. Wrong passwords
+    count towards the account's lockout as at sign-in; when it locks, the session ends."""
+    db = get_session()
+    user = db.get(User, current_user.id)
+    form = PasswordForm()
+    next_url = safe_next(request.form.get("next"), url_for("dashboard.index"))
+    if locked_patient() is None:
+        return redirect(next_url)
+    locked = _locked(user)
+    if locked or not (form.validate() and check_password(user, form.password.data)):
+        if _count_failure(db, user, locked, "tablet.unlock_failed"):
+            end_session()
+            flash("Too many wrong passwords: you were signed out, and the account is locked for a while.")
+            return redirect(url_for("auth.login"))
+        return lock_screen(422, error="That password is not right.", next_url=request.form.get("next", ""))
+    user.failed_logins = 0
+    db.add(user)
+    unlock()
+    return redirect(next_url)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

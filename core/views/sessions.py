@@ -13,10 +13,10 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit, dosing, hooks, workflow
+from core import audit, confirm, dosing, hooks, workflow
 from core.auth import staff
 from core.db import get_session
-from core.formatting import local_time
+from core.formatting import label, local, local_time
 from core.forms import SEVERITIES, SIDE_EFFECTS, Form, local_datetime, vitals
 from core.models import (Modality, Patient, Provider, SessionStatus, SideEffect, TreatmentSession, User, VitalPhase,
                          VitalSign, utcnow)
@@ -299,6 +299,14 @@ def discharge(session_id: int):
 
 
 def _end(session_id: int, to: SessionStatus, message: str):
+    """Cancel or no-show, after the confirmation step (core.confirm): the first POST only asks."""
+    if not confirm.confirmed():
+        t, patient = _load(session_id)
+        try:
+            workflow.require(t, to, request.form.get("version"))
+        except workflow.Conflict as exc:
+            return _conflict(t, patient, exc)
+        return _ask_end(t, patient, to)
     t, patient = _load(session_id, for_update=True)
     try:
         workflow.move(get_session(), t, to, request.form.get("version"))
@@ -307,6 +315,21 @@ def _end(session_id: int, to: SessionStatus, message: str):
     audit.record(f"session.{to.value}", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
     flash(message)
     return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+def _ask_end(t: TreatmentSession, patient: Patient, to: SessionStatus):
+    cancel = to == S.cancelled
+    what = f"{t.modality.label} session on {local(t.scheduled_at)}"
+    return confirm.ask(
+        title="Cancel this session?" if cancel else "Mark this session as a no-show?",
+        question=(f"{patient.display_name}'s {what} will be cancelled." if cancel
+                  else f"{patient.display_name} did not come to the {what}."),
+        facts=[("Patient", patient.display_name), ("Session", what), ("Status now", label(t.status))],
+        consequence=("A cancelled session cannot be checked in or started again; book a new one instead."
+                     if cancel else "A session marked as a no-show cannot be checked in or started again."),
+        action=url_for("sessions.cancel" if cancel else "sessions.no_show", session_id=t.id),
+        button="Yes, cancel the session" if cancel else "Yes, mark no-show",
+        back=url_for("sessions.detail", session_id=t.id), keep={"version": t.version})
 
 
 @bp.post("/<int:session_id>/cancel")

@@ -34,7 +34,8 @@ def test_admin_disables_plugin_for_harbor_only(page, live_server, sign_in):
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Ratings")).to_be_visible()
 
-    nav.get_by_role("link", name="Plugins").click()
+    nav.get_by_role("link", name="Settings").click()  # Plugins sits in the Settings menu
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="Plugins").click()
     row = page.locator("tr[data-plugin=ratings]")
     expect(row).to_contain_text("Visit ratings: an example third-party plugin")
     expect(row).to_contain_text("nav_items")

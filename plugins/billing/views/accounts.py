@@ -5,7 +5,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit
+from core import audit, confirm
 from core.auth import staff
 from core.db import get_session
 from core.forms import Form
@@ -18,7 +18,7 @@ from plugins.billing.errors import BillingError
 from plugins.billing.estimates import estimate_overruns
 from plugins.billing.models import (BillingCharge, BillingEstimate, BillingInvoice, BillingPackage, BillingPayment,
                                     BillingSuperbill)
-from plugins.billing.money import PAYMENT_METHODS, invoice_label, local_date, money, parse_amount
+from plugins.billing.money import METHODS, PAYMENT_METHODS, invoice_label, local_date, money, parse_amount
 from plugins.billing.payments import (correct_payment, invoice_totals, receipt as receipt_data, record_payment,
                                       record_refund, refundable)
 from plugins.billing.views import bp
@@ -130,6 +130,19 @@ def void_invoice(iid: int):
     session = get_session()
     inv = scoped(BillingInvoice, iid, "billing_invoice")
     totals = invoice_totals(session, [inv])[inv.id]
+    if not confirm.confirmed():
+        patient = patient_of(inv.patient_id)
+        return confirm.ask(
+            title=f"Void invoice {invoice_label(inv.number)}?",
+            question=f"Invoice {invoice_label(inv.number)} of {patient.display_name} ({money(totals.total)}) will be "
+                     "voided.",
+            facts=[("Patient", patient.display_name), ("Invoice", invoice_label(inv.number)),
+                   ("Issued", local_date(g.clinic, inv.issued_at).strftime("%m/%d/%Y")),
+                   ("Total", money(totals.total))],
+            consequence="The invoice stays on file marked void; nothing is owed on it any more, and its lines "
+                        "become drafts again to correct and invoice anew.",
+            action=url_for("billing.void_invoice", iid=inv.id), button="Yes, void the invoice",
+            back=url_for("billing.invoice", iid=inv.id), reason=clean_text(request.form.get("reason")))
     try:
         copies = rules.void_invoice(session, g.clinic.id, inv.id, request.form.get("reason", ""), current_user.id,
                                     totals.net_paid)
@@ -179,6 +192,8 @@ def refund(pay_id: int):
     inv = scoped(BillingInvoice, original.invoice_id, "billing_invoice")
     try:
         amount = parse_amount(request.form.get("amount"), field="Refund")
+        if not confirm.confirmed():
+            return _ask_refund(inv, original, amount)
         entry, replayed = record_refund(session, g.clinic.id, pay_id, amount_cents=amount,
                                         key=request.form.get("idempotency_key", ""), user_id=current_user.id)
     except BillingError as exc:
@@ -222,6 +237,22 @@ def correct(pay_id: int):
                      patient_id=inv.patient_id, detail=f"replaces {original.id}")
         flash(f"Receipt {original.receipt_label} voided; the corrected payment is receipt {entry.receipt_label}.")
     return redirect(url_for("billing.invoice", iid=inv.id))
+
+
+def _ask_refund(inv: BillingInvoice, original: BillingPayment, amount: int):
+    patient = patient_of(inv.patient_id)
+    return confirm.ask(
+        title=f"Refund {money(amount)}?",
+        question=f"{money(amount)} of receipt {original.receipt_label} will be refunded to {patient.display_name}.",
+        facts=[("Patient", patient.display_name), ("Invoice", invoice_label(inv.number)),
+               ("Payment", f"Receipt {original.receipt_label}: {money(original.amount_cents)} by "
+                           f"{METHODS.get(original.method, original.method)}"),
+               ("Refund", money(amount))],
+        consequence="A refund is recorded with its own receipt and cannot be undone; the invoice's balance goes "
+                    "up by the amount refunded.",
+        action=url_for("billing.refund", pay_id=original.id), button=f"Yes, refund {money(amount)}",
+        back=url_for("billing.invoice", iid=inv.id),
+        keep={"amount": request.form.get("amount", ""), "idempotency_key": request.form.get("idempotency_key", "")})
 
 
 def send_receipt(payment: BillingPayment, *, for_patient: bool = False):

@@ -5,18 +5,19 @@ from flask import flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit
+from core import audit, confirm
 from core.auth import staff
 from core.db import get_session
 from core.forms import Form
 from core.models import Modality, Provider, utcnow
 from core.plugin_state import settings_for
+from core.validators import clean_text
 from core.web import after_commit
 from plugins.billing import estimates, superbills
 from plugins.billing.documents import latest_in_chain, pdf_intact, void, voids
 from plugins.billing.errors import BillingError
 from plugins.billing.models import BillingEstimate, BillingPortalLink, BillingSuperbill
-from plugins.billing.money import local_date
+from plugins.billing.money import local_date, money
 from plugins.billing.views import bp
 from plugins.billing.views.accounts import account_error
 from plugins.billing.views.common import DESK, MANAGERS, patient_of, scoped, send_stored, send_void_copy, signer
@@ -88,6 +89,19 @@ def void_superbill(sid: int):
     session = get_session()
     sb = scoped(BillingSuperbill, sid, "billing_superbill")
     patient = patient_of(sb.patient_id)
+    if not confirm.confirmed():
+        period = sb.period_start.strftime("%m/%d/%Y") + (f" – {sb.period_end.strftime('%m/%d/%Y')}"
+                                                          if sb.period_end != sb.period_start else "")
+        return confirm.ask(
+            title=f"Void superbill {sb.label}?",
+            question=f"Superbill {sb.label} of {patient.display_name} ({money(sb.data['total_cents'])}) will be voided.",
+            facts=[("Patient", patient.display_name), ("Superbill", sb.label), ("Period", period),
+                   ("Total charges", money(sb.data["total_cents"]))],
+            consequence="The superbill stays on file marked VOID and the patient's portal stops offering it. "
+                        "Reissuing makes a new, linked superbill from today's records.",
+            action=url_for("billing.void_superbill", sid=sb.id), button="Yes, void the superbill",
+            back=url_for("billing.superbill", sid=sb.id), reason=clean_text(request.form.get("reason")),
+            options=(("reissue", "Reissue a corrected superbill now", bool(request.form.get("reissue"))),))
     try:
         void(session, g.clinic.id, "superbill", sb.id, request.form.get("reason", ""), current_user.id)
     except BillingError as exc:
@@ -180,6 +194,18 @@ def void_estimate(eid: int):
     session = get_session()
     est = scoped(BillingEstimate, eid, "billing_estimate")
     patient = patient_of(est.patient_id)
+    if not confirm.confirmed():
+        issued = local_date(g.clinic, est.issued_at).strftime("%m/%d/%Y")
+        return confirm.ask(
+            title="Void this Good Faith Estimate?",
+            question=f"The Good Faith Estimate of {issued} for {patient.display_name} ({money(est.total_cents)}) "
+                     "will be voided.",
+            facts=[("Patient", patient.display_name), ("Estimate", f"Issued {issued}"),
+                   ("Estimated total", money(est.total_cents))],
+            consequence="The estimate stays on file marked void and the patient is told not to use it; issue a new "
+                        "one if the plan changed.",
+            action=url_for("billing.void_estimate", eid=est.id), button="Yes, void the estimate",
+            back=url_for("billing.account", pid=patient.id), reason=clean_text(request.form.get("reason")))
     try:
         void(session, g.clinic.id, "estimate", est.id, request.form.get("reason", ""), current_user.id)
     except BillingError as exc:

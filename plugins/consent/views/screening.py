@@ -12,6 +12,7 @@ from core import audit
 from core.auth import current_patient, patient_only, staff
 from core.db import get_session
 from core.models import Patient
+from core.tablet import tablet_page
 from plugins.consent import service, status
 from plugins.consent.screening import record_screening
 from plugins.consent.views.base import bp, patient_or_404
@@ -51,6 +52,7 @@ def _screen(p: Patient, *, channel: str):
 
 @bp.route("/patients/<int:patient_id>/screening", methods=["GET", "POST"])
 @staff()
+@tablet_page  # the patient may answer it on the tablet after signing; it does not lock by itself
 def screening(patient_id: int):
     return _screen(patient_or_404(patient_id), channel="tablet")
 

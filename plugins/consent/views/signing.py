@@ -12,7 +12,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from core import audit
+from core import audit, tablet
 from core.auth import current_patient, patient_only, public, staff
 from core.db import get_session
 from core.models import Patient, utcnow
@@ -184,13 +184,18 @@ def _done_url(p: Patient, consent_id: int, on_tablet: bool) -> str:
 
 @bp.route("/patients/<int:patient_id>/sign/<kind>", methods=["GET", "POST"])
 @staff()
+@tablet.tablet_page
 def tablet_sign(patient_id: int, kind: str):
-    """The page staff hand to the patient on a tablet; staff present is the signed-in user."""
-    return _sign(patient_or_404(patient_id), kind, channel="tablet")
+    """The page staff hand to the patient on a tablet; staff present is the signed-in user.
+    Opening it locks the device to this patient until staff unlock it (core.tablet)."""
+    p = patient_or_404(patient_id)
+    tablet.lock(p)  # kept only if the page answers (an unknown consent's 404 rolls it back)
+    return _sign(p, kind, channel="tablet")
 
 
 @bp.get("/patients/<int:patient_id>/signed/<int:consent_id>")
 @staff()
+@tablet.tablet_page
 def signed(patient_id: int, consent_id: int):
     p = patient_or_404(patient_id)
     record = consent_or_404(p, consent_id)
