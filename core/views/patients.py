@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func
+from sqlalchemy import false, func
 from sqlmodel import select
 
 from core import audit, hooks, scoring, search
@@ -78,7 +78,7 @@ def index():
     query = (request.form.get("q", "") if request.method == "POST" else "").strip()[:100]
     page = max(1, (request.form if request.method == "POST" else request.args).get("page", 1, type=int) or 1)
     db = get_session()
-    where = [Patient.clinic_id == g.clinic.id, Patient.archived.is_(False), *search_filter(query)]
+    where = [Patient.clinic_id == g.clinic.id, Patient.archived == false(), *search_filter(query)]
     total = db.exec(select(func.count()).select_from(Patient).where(*where)).one()
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(page, pages)
