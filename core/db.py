@@ -140,6 +140,24 @@ def _read_only_flush(session, _context, _instances):
                                    "mark it @writes", request.endpoint)
 
 
+_MEMOS = "glia_memos"
+
+
+def memo(session: Session, name: str) -> dict:
+    """A place for answers computed from this transaction's reads (the gate's consent status, the
+    day's sessions), asked for more than once per page. Any write, flushed or still pending, and
+    the end of the transaction drop every answer, so none is ever reused once it may be stale."""
+    if session.new or session.dirty or session.deleted:
+        session.info.pop(_MEMOS, None)
+    return session.info.setdefault(_MEMOS, {}).setdefault(name, {})
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memos(session, *_args) -> None:
+    session.info.pop(_MEMOS, None)
+
+
 def later(write) -> None:
     """Run ``write(session)`` in the current transaction, or, in a read-only request, queue it
     for the short write transaction that ends the request (atomic with nothing it read, but

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import event
 from sqlmodel import Session, select
 
+from core.db import memo
 from core.models import Clinic, utcnow
 from plugins.consent.models import ConsentAttestation, ConsentRevocation, Screening, SignedConsent
 from plugins.consent.screening import ItemState, load_histories
@@ -74,29 +74,17 @@ def latest_consents(session: Session, clinic: Clinic, patient_ids: list[int]) ->
     return {(r.patient_id, r.kind): r for r in rows}
 
 
-_MEMO = "consent_status"  # session.info key: answers already computed in this transaction
-
-
-@event.listens_for(Session, "after_flush")
-@event.listens_for(Session, "after_transaction_end")
-def _forget_statuses(session, *_args) -> None:
-    """Any write, or a new transaction, makes earlier answers stale: the gate never reads an old one."""
-    session.info.pop(_MEMO, None)
-
-
 def status_for(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, PatientStatus]:
     """Consent and screening status for many patients in a fixed number of queries.
 
     A page asks more than once for the same patients (the gate, then the session's panel):
-    within one transaction and with nothing written meanwhile, the answer is computed once.
+    within one transaction and with nothing written meanwhile (core.db.memo), it is computed once.
     """
-    if session.new or session.dirty or session.deleted:  # a write not flushed yet: recompute, never reuse
-        session.info.pop(_MEMO, None)
-    memo = session.info.setdefault(_MEMO, {})
+    answers = memo(session, "consent_status")
     key = (clinic.id, tuple(patient_ids))
-    if key not in memo:
-        memo[key] = _compute(session, clinic, patient_ids)
-    return memo[key]
+    if key not in answers:
+        answers[key] = _compute(session, clinic, patient_ids)
+    return answers[key]
 
 
 def _compute(session: Session, clinic: Clinic, patient_ids: list[int]) -> dict[int, PatientStatus]:
