@@ -9,13 +9,14 @@ check it a second time. The templates' field macros take ``form.values`` and ``f
 from __future__ import annotations
 
 from datetime import date, time
+from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import BooleanField, StringField
 from wtforms.validators import StopValidation, ValidationError
 
-from core.validators import clean_text, parse_date, phone_problem
+from core.validators import clean_text, ein_problem, npi_problem, parse_date, phone_problem
 
 
 def _clean(value):
@@ -67,9 +68,10 @@ class MaxLength:
 class TextField(StringField):
     """Trimmed, NFC-normalised text ("" when absent), at most ``max_len`` characters."""
 
-    def __init__(self, label, validators=(), *, required: bool = False, max_len: int = 200, **kw):
+    def __init__(self, label, validators=(), *, required: bool = False, max_len: int = 200, filters=(), **kw):
         checks = [Required()] if required else []
-        super().__init__(label, [*checks, MaxLength(max_len), _no_controls, *validators], filters=[_clean], **kw)
+        super().__init__(label, [*checks, MaxLength(max_len), _no_controls, *validators],
+                         filters=[_clean, *filters], **kw)
 
     def shown(self):
         return self.data or ""
@@ -89,13 +91,67 @@ class EmailField(TextField):
 
 class StateField(TextField):
     def __init__(self, label="State", **kw):
-        super().__init__(label, [_state], max_len=2, **kw)
-        self.filters = (*self.filters, lambda v: v.upper() if isinstance(v, str) else v)
+        super().__init__(label, [_state], max_len=2, filters=[_upper], **kw)
 
 
 class PostalField(TextField):
     def __init__(self, label="ZIP code", **kw):
         super().__init__(label, [_postal], max_len=10, **kw)
+
+
+class NpiField(TextField):
+    """A National Provider Identifier; ``kind`` 1 (a person) or 2 (an organisation) when it matters."""
+
+    def __init__(self, label="NPI", *, kind: int | None = None, **kw):
+        super().__init__(label, [_npi(kind)], max_len=10, **kw)
+
+
+class EinField(TextField):
+    def __init__(self, label="EIN", **kw):
+        super().__init__(label, [_problem(ein_problem)], max_len=10, **kw)
+
+
+class TimezoneField(TextField):
+    """An IANA time zone name, such as America/New_York."""
+
+    def __init__(self, label="Time zone", **kw):
+        super().__init__(label, [_timezone], required=True, max_len=64, **kw)
+
+
+class NumberField(StringField):
+    """A number typed as text, within ``lo``..``hi``; ``.number`` holds it once valid.
+
+    NaN and infinities fall outside every range, so they are refused like any other bad value."""
+
+    def __init__(self, label, lo: float, hi: float, *, required: bool = True, integer: bool = True, **kw):
+        super().__init__(label, [*([Required()] if required else []), _no_controls], filters=[_clean], **kw)
+        self.lo, self.hi, self.integer = lo, hi, integer
+        self.number: int | float | None = None
+
+    def post_validate(self, form, validation_stopped):
+        if validation_stopped or not self.data:
+            return
+        try:
+            value = int(self.data) if self.integer else float(self.data)
+        except ValueError:
+            self.errors.append(f"{self.label.text}: enter a {'whole ' if self.integer else ''}number.")
+            return
+        if not self.lo <= value <= self.hi:
+            self.errors.append(f"{self.label.text} must be between {self.lo:g} and {self.hi:g}.")
+            return
+        self.number = value
+
+    def shown(self):
+        return self.data or ""
+
+
+class CheckField(BooleanField):
+    """A checkbox: ticked when posted as 1, on, yes or true."""
+
+    false_values = (False, "false", "", "0", "off", "no")
+
+    def shown(self):
+        return bool(self.data)
 
 
 class IsoDateField(StringField):
@@ -163,6 +219,22 @@ def _email(form, field):
             field.data = validate_email(field.data, check_deliverability=False).normalized
         except EmailNotValidError:
             raise ValidationError(f"{field.label.text}: enter an address such as name@example.com.") from None
+
+
+def _upper(value):
+    return value.upper() if isinstance(value, str) else value
+
+
+def _npi(kind):
+    def validate(form, field):
+        if field.data and (problem := npi_problem(field.data, kind=kind)):
+            raise ValidationError(problem)
+    return validate
+
+
+def _timezone(form, field):
+    if field.data and field.data not in available_timezones():
+        raise ValidationError("Choose a time zone from the list, such as America/New_York.")
 
 
 def _state(form, field):

@@ -13,12 +13,6 @@ from email_validator import EmailNotValidError, validate_email
 
 from core.validators import clean_text, ein_problem, npi_problem, parse_date, phone_problem
 
-SEXES = {"F": "Female", "M": "Male", "X": "X / non-binary", "U": "Unknown"}
-SEVERITIES = ("mild", "moderate", "severe")
-SIDE_EFFECTS = {"dissociation": "Dissociation", "sedation": "Sedation", "nausea": "Nausea",
-                "dizziness": "Dizziness", "bp_rise": "Blood pressure rise", "anxiety": "Anxiety",
-                "headache": "Headache", "respiratory_depression": "Respiratory depression"}
-
 
 class Form:
     """Reads fields from request.form, remembers cleaned values and per-field errors."""

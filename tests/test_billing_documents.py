@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlmodel import func, select
 
 from core.db import new_session
-from core.forms import SEXES
+from core.vocab import SEXES
 from core.models import (Clinic, Diagnosis, ImmutableRecordError, Instrument, OutcomeScore, Patient, Provider,
                          TreatmentSession, utcnow)
 from plugins.billing.estimates import add_business_days, gfe_due_date

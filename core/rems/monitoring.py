@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, func
 from sqlmodel import Session, select
 
-from core.forms import SEVERITIES, SEXES, SIDE_EFFECTS
+from core.vocab import SEVERITIES, SEXES, SIDE_EFFECTS
 from core.models import (Clinic, Medication, Modality, Patient, Provider, SessionStatus, SideEffect,
                          TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from core.rems.enrollment import current_enrollments

@@ -7,7 +7,7 @@ from wtforms.validators import ValidationError
 
 from core.db import get_session
 from core.form_fields import ChoiceField, EmailField, GliaForm, IsoDateField, PhoneField, PostalField, StateField, TextField
-from core.forms import SEXES
+from core.vocab import SEXES
 from core.models import Patient
 
 

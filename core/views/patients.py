@@ -16,7 +16,8 @@ from sqlmodel import select
 from core import audit, hooks, scoring, search
 from core.auth import clinic_row_or_404, staff
 from core.db import get_session, reads
-from core.forms import SEXES, local_datetime
+from core.forms import local_datetime
+from core.vocab import SEXES
 from core.views.chart_forms import DRUG_CLASSES, CareTeamForm, MedicationForm, ScheduleForm
 from core.views.patient_form import PatientForm
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,

@@ -17,7 +17,8 @@ from core import audit, confirm, dosing, hooks, workflow
 from core.auth import staff
 from core.db import get_session
 from core.formatting import label, local, local_time
-from core.forms import SEVERITIES, SIDE_EFFECTS, Form, local_datetime, vitals
+from core.forms import Form, local_datetime, vitals
+from core.vocab import SEVERITIES, SIDE_EFFECTS
 from core.models import (Modality, Patient, Provider, SessionStatus, SideEffect, TreatmentSession, User, VitalPhase,
                          VitalSign, utcnow)
 from core.plugin_state import gates_off

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from core.forms import SEXES
+from core.vocab import SEXES
 from core.models import Clinic, Patient, Provider, utcnow
 from core.validators import ein_problem, icd10_description, icd10_problem, npi_problem
 from plugins.billing import ndc
