@@ -133,8 +133,8 @@ class EstimateForm(GliaForm):
         if self.sessions.errors or (not spravato and not self.sessions.data):
             self.sessions.errors = ["Sessions: a whole number from 1 to 24."]
         elif spravato and self.sessions.number not in (None, 8):
-            self.sessions.errors = [f"{self.induction}: leave Sessions empty or enter 8; maintenance is estimated "
-                                    "separately."]
+            self.sessions.errors = [f"{self.induction}: leave Sessions empty or enter 8; maintenance is "
+                                    + "estimated separately."]
         if spravato and not self.dose_mg.data and not self.dose_mg.errors:
             self.dose_mg.errors = ["Planned dose (mg) is required."]
         if self.first_date.day and self.first_date.day < self.today:
@@ -168,9 +168,14 @@ def ndc_value(field) -> str:
     return value
 
 
+class ChargesActionForm(GliaForm):
+    """Which button of the charges page was pressed: draft, save, add or invoice."""
+    action = Posted("Action", default="save")
+
+
 def charges_form(drafts) -> GliaForm:
     """The review of a session's draft lines; a field left out keeps the line's current value."""
-    fields: dict = {"action": Posted("Action", default="save")}
+    fields: dict = {}
     for c in drafts:
         fields[f"remove_{c.id}"] = CheckField("Remove")
         fields[f"units_{c.id}"] = Posted("Units", default=str(c.units))
