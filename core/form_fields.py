@@ -205,6 +205,14 @@ class ChoiceField(StringField):
             raise StopValidation(f"Choose a {self.label.text.lower()}.")
 
 
+class OptionalChoiceField(ChoiceField):
+    """A ChoiceField that may be left empty ("" when nothing was chosen)."""
+
+    def pre_validate(self, form):
+        if self.data:
+            super().pre_validate(form)
+
+
 def _problem(check):
     """A validator from one of core.validators' checks, which return a message or None."""
     def validate(form, field):

@@ -54,7 +54,7 @@ def arrange(app, fn):
 def pay(app, client, iid, amount=None, method="card", reference=""):
     key, seen = _pay_form(client, iid)
     html = client.get(f"/billing/invoices/{iid}").text
-    amount = amount or re.search(r'id="amount" inputmode="decimal" value="([^"]+)"', html).group(1)
+    amount = amount or re.search(r'name="amount" type="text" value="([^"]+)"', html).group(1)
     resp = post(app, client, f"/billing/invoices/{iid}/payments", {"amount": amount, "method": method,
                                                                    "reference": reference, "idempotency_key": key,
                                                                    "seen_balance": seen})

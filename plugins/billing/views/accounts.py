@@ -1,28 +1,27 @@
 """Staff: a patient's account, packages, invoices, payments, refunds, corrections and receipts."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from core import audit, confirm
 from core.auth import staff
 from core.db import get_session
-from core.forms import Form
 from core.models import Modality, Patient, Provider, utcnow
 from core.pdf import pdf_response
-from core.validators import clean_text
 from plugins.billing import charges as rules
 from plugins.billing.documents import render, voids
 from plugins.billing.errors import BillingError
 from plugins.billing.estimates import estimate_overruns
 from plugins.billing.models import (BillingCharge, BillingEstimate, BillingInvoice, BillingPackage, BillingPayment,
                                     BillingSuperbill)
-from plugins.billing.money import METHODS, PAYMENT_METHODS, invoice_label, local_date, money, parse_amount
+from plugins.billing.money import METHODS, invoice_label, local_date, money
 from plugins.billing.payments import (correct_payment, invoice_totals, receipt as receipt_data, record_payment,
                                       record_refund, refundable)
 from plugins.billing.views import bp
 from plugins.billing.views.common import DESK, MANAGERS, denied, new_key, patient_of, scoped
+from plugins.billing.views.forms import CorrectionForm, PackageForm, PaymentForm, RefundForm, VoidForm
 
 
 def account_context(session, patient: Patient) -> dict:
@@ -49,7 +48,8 @@ def account_context(session, patient: Patient) -> dict:
                                                          Provider.active.is_(True))).all(),
         "overrun": estimate_overruns(session, clinic.id, [patient.id]).get(patient.id),
         "today": local_date(clinic, None), "modalities": list(Modality),
-        "superbill_errors": [], "form_errors": {}, "values": {},
+        "superbill_errors": [], "form_errors": {}, "values": {}, "package_errors": {},
+        "package_values": {"name": "Prepaid 6-session series", "sessions": "6", "method": "card"},
     }
 
 
@@ -70,20 +70,13 @@ def account_error(patient: Patient, status: int = 422, **ctx):
 def sell_package(pid: int):
     session = get_session()
     patient = patient_of(pid)
-    form = Form(request.form)
-    name = form.text("name", "Package name", max_len=120) or "Prepaid series"
-    count = form.number("sessions", "Sessions", 1, 50)
-    method = form.choice("method", "payment method", PAYMENT_METHODS)
-    problems = dict(form.errors)
-    try:
-        amount = parse_amount(request.form.get("amount"), field="Package price")
-    except BillingError as exc:
-        problems["amount"] = exc.message
-    if problems:
-        return account_error(patient, form_errors=problems)
-    package = BillingPackage(clinic_id=g.clinic.id, patient_id=patient.id, name=name, sessions_total=count,
-                             paid_cents=amount, method=method, created_at=utcnow(),
-                             created_by_id=current_user.id)
+    form = PackageForm()
+    if not form.validate():
+        return account_error(patient, package_errors=form.messages, package_values=form.values)
+    count = form.sessions.number
+    package = BillingPackage(clinic_id=g.clinic.id, patient_id=patient.id, name=form.name.data or "Prepaid series",
+                             sessions_total=count, paid_cents=form.amount.cents, method=form.method.data,
+                             created_at=utcnow(), created_by_id=current_user.id)
     session.add(package)
     session.flush()
     audit.record("billing.package_sold", object_type="billing_package", object_id=package.id, patient_id=patient.id)
@@ -130,6 +123,7 @@ def void_invoice(iid: int):
     session = get_session()
     inv = scoped(BillingInvoice, iid, "billing_invoice")
     totals = invoice_totals(session, [inv])[inv.id]
+    form = VoidForm()
     if not confirm.confirmed():
         patient = patient_of(inv.patient_id)
         return confirm.ask(
@@ -142,10 +136,9 @@ def void_invoice(iid: int):
             consequence="The invoice stays on file marked void; nothing is owed on it any more, and its lines "
                         "become drafts again to correct and invoice anew.",
             action=url_for("billing.void_invoice", iid=inv.id), button="Yes, void the invoice",
-            back=url_for("billing.invoice", iid=inv.id), reason=clean_text(request.form.get("reason")))
+            back=url_for("billing.invoice", iid=inv.id), reason=form.reason.data)
     try:
-        copies = rules.void_invoice(session, g.clinic.id, inv.id, request.form.get("reason", ""), current_user.id,
-                                    totals.net_paid)
+        copies = rules.void_invoice(session, g.clinic.id, inv.id, form.reason.data, current_user.id, totals.net_paid)
     except BillingError as exc:
         return invoice_page(inv, exc.status, exc.message)
     audit.record("billing.invoice_voided", object_type="billing_invoice", object_id=inv.id, patient_id=inv.patient_id)
@@ -161,20 +154,19 @@ def void_invoice(iid: int):
 def pay(iid: int):
     session = get_session()
     inv = scoped(BillingInvoice, iid, "billing_invoice")
-    method = request.form.get("method", "")
-    form = {"amount": request.form.get("amount", ""), "method": method, "reference": request.form.get("reference", "")}
+    form = PaymentForm()
+    if not form.validate():
+        return invoice_page(inv, 422, "The payment was not recorded: see the message beside the field.", form.values,
+                            form_errors=form.messages)
     try:
-        amount = None if method == "package" else parse_amount(request.form.get("amount"))
-        seen = request.form.get("seen_balance", "")
         payment, replayed = record_payment(
-            session, g.clinic.id, inv.id, amount_cents=amount, method=method,
-            key=request.form.get("idempotency_key", ""), reference=clean_text(request.form.get("reference")),
-            package_id=request.form.get("package_id", type=int), user_id=current_user.id,
-            seen_balance=int(seen) if seen.isdigit() else None)
+            session, g.clinic.id, inv.id, amount_cents=form.amount.cents, method=form.method.data,
+            key=form.idempotency_key.data, reference=form.reference.data, package_id=form.package_id.number(),
+            user_id=current_user.id, seen_balance=form.seen_balance.number())
     except BillingError as exc:
         if exc.status == 404:
             denied("billing_invoice", iid)
-        return invoice_page(inv, exc.status, exc.message, form)
+        return invoice_page(inv, exc.status, exc.message, form.values)
     if replayed:
         flash("That payment was already recorded; it was not entered twice.")
     else:
@@ -190,12 +182,14 @@ def refund(pay_id: int):
     session = get_session()
     original = scoped(BillingPayment, pay_id, "billing_payment", kind="payment")
     inv = scoped(BillingInvoice, original.invoice_id, "billing_invoice")
+    form = RefundForm()
+    if not form.validate():
+        return invoice_page(inv, 422, form.messages["amount"])
+    if not confirm.confirmed():
+        return _ask_refund(inv, original, form)
     try:
-        amount = parse_amount(request.form.get("amount"), field="Refund")
-        if not confirm.confirmed():
-            return _ask_refund(inv, original, amount)
-        entry, replayed = record_refund(session, g.clinic.id, pay_id, amount_cents=amount,
-                                        key=request.form.get("idempotency_key", ""), user_id=current_user.id)
+        entry, replayed = record_refund(session, g.clinic.id, pay_id, amount_cents=form.amount.cents,
+                                        key=form.idempotency_key.data, user_id=current_user.id)
     except BillingError as exc:
         return invoice_page(inv, exc.status, exc.message)
     if replayed:
@@ -214,22 +208,15 @@ def correct(pay_id: int):
     session = get_session()
     original = scoped(BillingPayment, pay_id, "billing_payment", kind="payment")
     inv = scoped(BillingInvoice, original.invoice_id, "billing_invoice")
-    form = Form(request.form)
-    method = form.choice("method", "payment method", PAYMENT_METHODS)
-    reason = form.text("reason", "Reason", required=True, max_len=300)
-    reference = form.text("reference", "Reference", max_len=60)
-    problems = dict(form.errors)
+    form = CorrectionForm()
+    if not form.validate():
+        return invoice_page(inv, 422, "The correction was not recorded: " + " ".join(form.messages.values()),
+                            form_errors={pay_id: form.messages})
     try:
-        amount = parse_amount(request.form.get("amount"))
-    except BillingError as exc:
-        problems["amount"] = exc.message
-    if problems:
-        return invoice_page(inv, 422, "The correction was not recorded: " + " ".join(problems.values()),
-                            form_errors={pay_id: problems})
-    try:
-        entry, replayed = correct_payment(session, g.clinic.id, pay_id, amount_cents=amount, method=method,
-                                          reference=reference, reason=reason,
-                                          key=request.form.get("idempotency_key", ""), user_id=current_user.id)
+        entry, replayed = correct_payment(session, g.clinic.id, pay_id, amount_cents=form.amount.cents,
+                                          method=form.method.data, reference=form.reference.data,
+                                          reason=form.reason.data, key=form.idempotency_key.data,
+                                          user_id=current_user.id)
     except BillingError as exc:
         return invoice_page(inv, exc.status, exc.message)
     if not replayed:
@@ -239,7 +226,8 @@ def correct(pay_id: int):
     return redirect(url_for("billing.invoice", iid=inv.id))
 
 
-def _ask_refund(inv: BillingInvoice, original: BillingPayment, amount: int):
+def _ask_refund(inv: BillingInvoice, original: BillingPayment, form: RefundForm):
+    amount = form.amount.cents
     patient = patient_of(inv.patient_id)
     return confirm.ask(
         title=f"Refund {money(amount)}?",
@@ -252,7 +240,7 @@ def _ask_refund(inv: BillingInvoice, original: BillingPayment, amount: int):
                     "up by the amount refunded.",
         action=url_for("billing.refund", pay_id=original.id), button=f"Yes, refund {money(amount)}",
         back=url_for("billing.invoice", iid=inv.id),
-        keep={"amount": request.form.get("amount", ""), "idempotency_key": request.form.get("idempotency_key", "")})
+        keep={"amount": form.amount.data, "idempotency_key": form.idempotency_key.data})
 
 
 def send_receipt(payment: BillingPayment, *, for_patient: bool = False):

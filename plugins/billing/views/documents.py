@@ -1,17 +1,15 @@
 """Staff: issuing, viewing, voiding and sending superbills and Good Faith Estimates."""
 from __future__ import annotations
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from core import audit, confirm
 from core.auth import staff
 from core.db import get_session
-from core.forms import Form
 from core.models import Modality, Provider, utcnow
 from core.plugin_state import settings_for
-from core.validators import clean_text
 from core.web import after_commit
 from plugins.billing import estimates, superbills
 from plugins.billing.documents import latest_in_chain, pdf_intact, void, voids
@@ -21,8 +19,7 @@ from plugins.billing.money import local_date, money
 from plugins.billing.views import bp
 from plugins.billing.views.accounts import account_error
 from plugins.billing.views.common import DESK, MANAGERS, patient_of, scoped, send_stored, send_void_copy, signer
-
-SCOPES = ("visit", "month", "year")
+from plugins.billing.views.forms import EstimateForm, SuperbillForm, VoidForm
 
 
 def _issue(patient, scope: str, day):
@@ -38,13 +35,11 @@ def _issue(patient, scope: str, day):
 @staff(*MANAGERS)
 def issue_superbill(pid: int):
     patient = patient_of(pid)
-    form = Form(request.form)
-    scope = form.choice("scope", "period", SCOPES, required=False) or "visit"
-    day = form.date("date", "Date of service")
-    if not form.ok:
-        return account_error(patient, superbill_errors=[(m, "Issue superbill") for m in form.errors.values()])
+    form = SuperbillForm()
+    if not form.validate():
+        return account_error(patient, superbill_errors=[(m, "Issue superbill") for m in form.messages.values()])
     try:
-        sb = _issue(patient, scope, day)
+        sb = _issue(patient, form.scope.data or "visit", form.date.day)
     except superbills.SuperbillInvalid as exc:
         return account_error(patient, superbill_errors=exc.errors)
     except superbills.AlreadyIssued as exc:
@@ -89,6 +84,7 @@ def void_superbill(sid: int):
     session = get_session()
     sb = scoped(BillingSuperbill, sid, "billing_superbill")
     patient = patient_of(sb.patient_id)
+    form = VoidForm()
     if not confirm.confirmed():
         period = sb.period_start.strftime("%m/%d/%Y") + (f" – {sb.period_end.strftime('%m/%d/%Y')}"
                                                           if sb.period_end != sb.period_start else "")
@@ -100,14 +96,14 @@ def void_superbill(sid: int):
             consequence="The superbill stays on file marked VOID and the patient's portal stops offering it. "
                         "Reissuing makes a new, linked superbill from today's records.",
             action=url_for("billing.void_superbill", sid=sb.id), button="Yes, void the superbill",
-            back=url_for("billing.superbill", sid=sb.id), reason=clean_text(request.form.get("reason")),
-            options=(("reissue", "Reissue a corrected superbill now", bool(request.form.get("reissue"))),))
+            back=url_for("billing.superbill", sid=sb.id), reason=form.reason.data,
+            options=(("reissue", form.reissue.label.text, form.reissue.data),))
     try:
-        void(session, g.clinic.id, "superbill", sb.id, request.form.get("reason", ""), current_user.id)
+        void(session, g.clinic.id, "superbill", sb.id, form.reason.data, current_user.id)
     except BillingError as exc:
         return account_error(patient, exc.status, superbill_errors=[(exc.message, sb.label)])
     audit.record("billing.superbill_voided", object_type="billing_superbill", object_id=sb.id, patient_id=patient.id)
-    if not request.form.get("reissue"):
+    if not form.reissue.data:
         flash(f"{sb.label} voided.")
         return redirect(url_for("billing.superbill", sid=sb.id))
     try:
@@ -144,43 +140,31 @@ def issue_estimate(pid: int):
     session = get_session()
     clinic = g.clinic
     patient = patient_of(pid)
-    form = Form(request.form)
     providers = {str(p.id): p for p in session.exec(select(Provider).where(Provider.clinic_id == clinic.id)).all()}
-    provider_id = form.choice("provider_id", "provider who will treat the patient", providers)
-    modality_value = form.choice("modality", "treatment", {m.value for m in Modality})
-    modality = Modality(modality_value) if modality_value else None
-    spravato = modality == Modality.esketamine_nasal
-    sessions = form.number("sessions", "Sessions", 1, 24, required=not spravato)
-    if "sessions" in form.errors:
-        form.errors["sessions"] = "Sessions: a whole number from 1 to 24."
-    elif spravato and sessions not in (None, 8):
-        form.errors["sessions"] = (f"{estimates.induction_text()}: leave Sessions empty or enter 8; maintenance "
-                                   f"is estimated separately.")
-    dose = form.number("dose_mg", "Planned dose (mg)", 1, 1000, required=spravato, integer=False)
-    evaluation = form.choice("evaluation_code", "evaluation", {"90791", "90792"}, required=False) or ""
-    today = local_date(clinic, None)
-    first = form.date("first_date", "First session")
-    if first and first < today:
-        form.errors["first_date"] = "First session: the date has passed; give the planned date."
     live = {str(e.id): e for e in session.exec(select(BillingEstimate).where(
         BillingEstimate.clinic_id == clinic.id, BillingEstimate.patient_id == patient.id)).all()}
     for dead in voids(session, clinic.id, "estimate", [int(i) for i in live]):
         live.pop(str(dead))
-    replaces_id = form.choice("replaces_id", "estimate to replace", live, required=False)
-    data = None
-    if form.ok:
+    today = local_date(clinic, None)
+    form = EstimateForm(providers=providers, modalities=Modality, live=live, today=today,
+                        induction=estimates.induction_text())
+    ok = form.validate()
+    if ok:
+        modality = Modality(form.modality.data)
         try:
             data = estimates.build_estimate(
-                session, clinic, patient, providers[provider_id], modality=modality, sessions=sessions, dose_mg=dose,
-                minutes=50 if modality == Modality.iv_ketamine else None, evaluation_code=evaluation,
-                first_service=first, requested=form.checked("requested"),
+                session, clinic, patient, providers[form.provider_id.data], modality=modality,
+                sessions=form.sessions.number, dose_mg=form.dose_mg.number,
+                minutes=50 if modality == Modality.iv_ketamine else None, evaluation_code=form.evaluation_code.data,
+                first_service=form.first_date.day, requested=form.requested.data,
                 settings=settings_for(session, clinic, "billing"), today=today)
         except BillingError as exc:
-            form.errors["dose_mg"] = exc.message
-    if not form.ok:
-        return account_error(patient, form_errors=form.errors, values=form.values)
+            form.dose_mg.errors = [exc.message]
+            ok = False
+    if not ok:
+        return account_error(patient, form_errors=form.messages, values=form.values)
     est = estimates.issue_estimate(session, clinic, patient, data, current_user.id,
-                                   replaces=live[replaces_id] if replaces_id else None)
+                                   replaces=live[form.replaces_id.data] if form.replaces_id.data else None)
     audit.record("billing.estimate_issued", object_type="billing_estimate", object_id=est.id, patient_id=patient.id,
                  detail=f"replaces {est.replaces_id}" if est.replaces_id else "")
     after_commit("document_issued", clinic=clinic, document=est)
@@ -194,6 +178,7 @@ def void_estimate(eid: int):
     session = get_session()
     est = scoped(BillingEstimate, eid, "billing_estimate")
     patient = patient_of(est.patient_id)
+    form = VoidForm()
     if not confirm.confirmed():
         issued = local_date(g.clinic, est.issued_at).strftime("%m/%d/%Y")
         return confirm.ask(
@@ -205,9 +190,9 @@ def void_estimate(eid: int):
             consequence="The estimate stays on file marked void and the patient is told not to use it; issue a new "
                         "one if the plan changed.",
             action=url_for("billing.void_estimate", eid=est.id), button="Yes, void the estimate",
-            back=url_for("billing.account", pid=patient.id), reason=clean_text(request.form.get("reason")))
+            back=url_for("billing.account", pid=patient.id), reason=form.reason.data)
     try:
-        void(session, g.clinic.id, "estimate", est.id, request.form.get("reason", ""), current_user.id)
+        void(session, g.clinic.id, "estimate", est.id, form.reason.data, current_user.id)
     except BillingError as exc:
         return account_error(patient, exc.status, form_errors={"void": exc.message})
     audit.record("billing.estimate_voided", object_type="billing_estimate", object_id=est.id, patient_id=patient.id)

@@ -8,20 +8,19 @@ from sqlmodel import or_, select
 from core import audit
 from core.auth import staff
 from core.db import get_session
-from core.forms import Form
 from core.models import Patient, SessionStatus, TreatmentSession
 from core.plugin_state import save_settings, settings_for
-from core.validators import clean_text
 from plugins.billing import charges as rules
 from plugins.billing import ndc
 from plugins.billing.errors import BillingError
 from plugins.billing.estimates import estimate_overruns
 from plugins.billing.models import BillingCharge, BillingEstimate, BillingPackage
-from plugins.billing.money import dollars, invoice_label, local_date, parse_amount
+from plugins.billing.money import invoice_label, local_date, parse_amount
 from plugins.billing.payments import aging
 from plugins.billing.tables import drug_products, fees_by_code
 from plugins.billing.views import bp
 from plugins.billing.views.common import DESK, MANAGERS, names, patient_of, scoped
+from plugins.billing.views.forms import AddLineForm, ChargesActionForm, charges_form, fees_form, ndc_value
 
 
 @bp.get("/")
@@ -80,21 +79,22 @@ def fees():
     settings = settings_for(session, clinic, "billing")
     if request.method == "GET":
         return _fees_page(rows, products, {}, settings)
+    units = ndc.rules()["unit_qualifiers"]
+    form = fees_form(rows, products, units)
     errors: dict[str, str] = {}
     for fee in rows:
-        raw = request.form.get(f"price_{fee.code}")
+        price = form[f"price_{fee.code}"]
         try:
-            if raw is not None:
-                fee.price_cents = parse_amount(raw, field=f"{fee.code} price")
+            if price.posted:
+                fee.price_cents = parse_amount(price.data, field=price.label.text)
         except BillingError as exc:
             errors[fee.code] = exc.message
         session.add(fee)
-    form = Form(request.form)
     for p in products:
-        _apply_product(p, form, errors)
+        _apply_product(p, form, units, errors)
         session.add(p)
-    choice = request.form.get("esketamine_billing", settings["esketamine_billing"])
-    visit = request.form.get("office_visit_code", settings["office_visit_code"])
+    choice = form.esketamine_billing.data if form.esketamine_billing.posted else settings["esketamine_billing"]
+    visit = form.office_visit_code.data if form.office_visit_code.posted else settings["office_visit_code"]
     declared = current_app.extensions["glia"].settings["billing"]
     if choice not in declared["esketamine_billing"].choices or visit not in declared["office_visit_code"].choices:
         errors["settings"] = "Choose one of the listed billing options."
@@ -106,34 +106,30 @@ def fees():
     return redirect(url_for("billing.fees"))
 
 
-def _apply_product(p, form: Form, errors: dict) -> None:
+def _apply_product(p, form, units, errors: dict) -> None:
     """NDC, unit and strength of one stocked drug (fields left out of the form stay as they are).
 
     A placeholder NDC is refused here, as it is at issue time.
     """
     key = f"product_{p.id}"
-    if f"{key}_ndc" in form.data:
-        raw = form.text(f"{key}_ndc", "NDC", max_len=20)
+    ndc_field, unit, strength = form[f"{key}_ndc"], form[f"{key}_unit"], form[f"{key}_mg"]
+    if ndc_field.raw_data:
         try:
-            value = ndc.parse(raw) if raw else ""
-            problem = ndc.problem(value) if value else None
-            if problem:
-                raise BillingError(f"{problem}. Enter the NDC printed on the product you stock.")
-            p.ndc = value
+            if not ndc_field.validate(form):
+                raise BillingError(ndc_field.errors[0])
+            p.ndc = ndc_value(ndc_field)
         except BillingError as exc:
-            errors[f"{key}_ndc"] = f"{p.label}: {exc.message}"
-    if f"{key}_unit" in form.data:
-        units = ndc.rules()["unit_qualifiers"]
-        unit = form.choice(f"{key}_unit", "unit", units)
-        if unit is None:
-            form.errors[f"{key}_unit"] = f"choose the NDC unit ({', '.join(units)})."
-        p.unit = unit or p.unit
-    if f"{key}_mg" in form.data:
-        strength = form.number(f"{key}_mg", "Milligrams per unit", 0.001, 10_000, integer=False)
-        p.mg_per_unit = strength or p.mg_per_unit
-    for name in (f"{key}_unit", f"{key}_mg"):
-        if name in form.errors:
-            errors[name] = f"{p.label}: {form.errors[name]}"
+            errors[ndc_field.name] = f"{p.label}: {exc.message}"
+    if unit.raw_data:
+        if unit.validate(form):
+            p.unit = unit.data
+        else:
+            errors[unit.name] = f"{p.label}: choose the NDC unit ({', '.join(units)})."
+    if strength.raw_data:
+        if strength.validate(form):
+            p.mg_per_unit = strength.number
+        else:
+            errors[strength.name] = f"{p.label}: {strength.errors[0]}"
 
 
 # -- reviewing the charges of one session --------------------------------------------------------
@@ -161,7 +157,7 @@ def charges(tid: int):
     if request.method == "GET":
         audit.record("billing.charges_view", object_type="treatment_session", object_id=tid, patient_id=patient.id)
         return _charges_page(treatment, patient)
-    action = request.form.get("action", "save")
+    action = ChargesActionForm().action.data
     if action == "draft":
         if treatment.status != SessionStatus.discharged:
             abort(409, "Charges come from a discharged session.")
@@ -174,13 +170,14 @@ def charges(tid: int):
                           .order_by(BillingCharge.id)).all()
     n_dx = min(12, len(rules.active_diagnoses(session, clinic.id, patient.id)))
     products = drug_products(session, clinic.id)
+    form = charges_form(drafts)
     errors: dict[int, str] = {}
     kept = []
     for c in drafts:
-        if request.form.get(f"remove_{c.id}"):
+        if form[f"remove_{c.id}"].data:
             session.delete(c)
             continue
-        problem = _apply_line_edits(c, request.form, n_dx)
+        problem = _apply_line_edits(c, form, n_dx)
         if problem:
             errors[c.id] = problem
         rules.fill_drug(c, products)
@@ -190,12 +187,11 @@ def charges(tid: int):
         return _charges_page(treatment, patient, errors, status=422)
     session.flush()
     if action == "add":
-        form = Form(request.form)
-        code = form.choice("add_code", "Code", set(fees_by_code(session, clinic.id)))
-        units = form.number("add_units", "Units", 1, 999)
-        if not form.ok:
-            return _charges_page(treatment, patient, add_errors=form.errors, status=422)
-        rules.add_line(session, clinic, treatment, code, units)
+        add = AddLineForm(codes=fees_by_code(session, clinic.id))
+        if not add.validate():
+            return _charges_page(treatment, patient, add_errors=add.messages, status=422)
+        code = add.add_code.data
+        rules.add_line(session, clinic, treatment, code, add.add_units.number)
         audit.record("billing.charges_reviewed", object_type="treatment_session", object_id=tid, patient_id=patient.id,
                      detail=f"added {code}")
         return redirect(url_for("billing.charges", tid=tid))
@@ -221,22 +217,25 @@ def charges(tid: int):
 
 def _apply_line_edits(c: BillingCharge, form, n_dx: int) -> str | None:
     """Units, unit price, pointers, modifiers and dose of one draft line; returns a problem or None."""
-    units_raw = form.get(f"units_{c.id}", str(c.units)).strip()
+    def posted(name: str) -> str:
+        return form[f"{name}_{c.id}"].data
+
+    units_raw = posted("units")
     if not units_raw.isdigit() or not 1 <= int(units_raw) <= 999:
         return f"{c.code}: units must be a whole number from 1 to 999."
     try:
-        price = parse_amount(form.get(f"price_{c.id}", dollars(c.unit_price_cents)), field=f"{c.code} unit price")
+        price = parse_amount(posted("price"), field=f"{c.code} unit price")
     except BillingError as exc:
         return exc.message
-    pointers = "".join(form.get(f"pointers_{c.id}", c.pointers).upper().split()).replace(",", "")
+    pointers = "".join(posted("pointers").upper().split()).replace(",", "")
     valid = rules.LETTERS[:n_dx]
     if not 1 <= len(pointers) <= 4 or any(p not in valid for p in pointers) or len(set(pointers)) != len(pointers):
         listed = f"A-{valid[-1]}" if valid else "none: add a diagnosis on the chart"
         return f"{c.code}: give 1 to 4 different diagnosis letters from the list ({listed})."
-    modifiers = " ".join(form.get(f"modifiers_{c.id}", c.modifiers).upper().split())
+    modifiers = " ".join(posted("modifiers").upper().split())
     if len(modifiers.split()) > 4 or any(len(m) != 2 or not m.isalnum() for m in modifiers.split()):
         return f"{c.code}: up to 4 two-character modifiers, such as 25."
-    dose = clean_text(form.get(f"dose_{c.id}", c.dose))[:20]
+    dose = posted("dose")[:20]
     if c.code in rules.DRUG_CODES:
         mg = rules.dose_mg(dose)
         if mg is None or not 0 < mg <= 10_000:
