@@ -351,3 +351,19 @@ def test_demo_clinic_has_chairs_hours_and_a_booked_induction_series(db):
     assert len(booked) == 6 and all(b.chair_id for b in booked)
     first = db.get(TreatmentSession, booked[0].treatment_id).scheduled_at.astimezone(clinic_zone(clinic))
     assert time(9) <= first.time() < time(17)
+
+
+def test_the_charts_single_booking_refuses_a_provider_already_with_a_patient(app, client, db):
+    login(app, client, "frontdesk")
+    clinic = _clinic(db)
+    first, second = _patients(db, clinic, 2)
+    monday = quiet_monday()
+    _book_series(app, client, db, first, _provider(db, clinic), _chair(db, clinic, "Aspen room"), monday)
+    form = {"date": monday.isoformat(), "time": "10:15", "modality": "im_ketamine",
+            "provider_id": str(_provider(db, clinic).id)}
+    before = _sessions_of(db, second)
+    refused = post(app, client, f"/patients/{second.id}/sessions", form)
+    assert refused.status_code == 422 and "is with another patient" in refused.text and first.display_name in refused.text
+    assert post(app, client, f"/patients/{second.id}/sessions", {**form, "time": "10:30"}).status_code == 302
+    db.rollback()
+    assert _sessions_of(db, second) == before + 1

@@ -157,3 +157,12 @@ def move(db: Session, cal: Calendar, t: TreatmentSession, booking: Booking | Non
     audit.record("session.move", object_type="treatment_session", object_id=t.id, patient_id=t.patient_id,
                  detail=f"to {t.scheduled_at:%Y-%m-%d %H:%M} UTC")
     return True
+
+
+def in_the_way(db: Session, cal: Calendar, req: Request, start) -> str | None:
+    """For the chart's single "Schedule a session" form: the session in the way of this one, if any.
+
+    Hours are not enforced there (a same-day walk-in may be squeezed in), but double booking is."""
+    hold(db, req)
+    slot = Slot(start, req.minutes, req.patient.id, req.provider.id, req.chair.id if req.chair else None)
+    return clashes(slot, booked_between(db, cal, slot.start, slot.end), cal)
