@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from core import audit
 from core.models import Clinic, Membership, Modality, Patient, Provider, Role, TreatmentSession, User, utcnow
+from core.rems.models import RemsEnrollment
 from core.scheduling.calendar import Calendar, minutes_of
 from core.scheduling.models import Booking, Chair, CoursePlan, OpeningHours
 from core.scheduling.patterns import BOOKED_MINUTES, DEFAULT
@@ -53,8 +54,11 @@ def _plan_new_patients(session: Session, cal: Calendar) -> None:
     new = session.exec(select(Patient).where(Patient.clinic_id == cal.clinic.id, Patient.id.not_in(has_sessions))
                        .order_by(Patient.id)).all()
     first = cal.next_open_day(utcnow().astimezone(cal.zone).date() + timedelta(days=1))
+    modality = Modality.iv_ketamine if cal.clinic.slug == "stillwater" else Modality.esketamine_nasal
+    enrolled = set(session.exec(select(RemsEnrollment.patient_id).where(RemsEnrollment.clinic_id == cal.clinic.id)))
+    if modality == Modality.esketamine_nasal:  # Spravato only for a patient already enrolled in the REMS
+        new = [p for p in new if p.id in enrolled]
     for n, patient in enumerate(new[:3]):
-        modality = Modality.iv_ketamine if cal.clinic.slug == "stillwater" else Modality.esketamine_nasal
         for minutes in range(0, 8 * 60, 30):  # the first time of day at which the whole series is free
             at = time(9 + minutes // 60, minutes % 60)
             for chair in cal.active_chairs():

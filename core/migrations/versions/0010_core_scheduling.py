@@ -1,6 +1,6 @@
 """Scheduling: chairs, opening hours, closures, course plans and each session's booking
 
-Revision ID: 0011_core_scheduling
+Revision ID: 0010_core_scheduling
 Revises: 0009_core_clinic_tablet
 Create Date: 2026-12-03 08:00:00
 """
@@ -12,7 +12,7 @@ import core.models  # noqa: F401 - custom column types such as UTCDateTime
 from alembic import op
 
 
-revision: str = '0011_core_scheduling'
+revision: str = '0010_core_scheduling'
 down_revision: Union[str, None] = '0009_core_clinic_tablet'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
