@@ -18,6 +18,7 @@ from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instr
                          Membership, Modality, OutcomeScore, OutsideClinician, Patient, Provider, Role,
                          SessionStatus, SideEffect, TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from core.rems.models import RemsEnrollment
+from core.scheduling.demo import seed_calendar
 from core.validators import icd10_description, npi_with_check_digit
 
 DEMO_PASSWORD = "demo-password-2026"
@@ -121,6 +122,8 @@ def seed(session: Session, ext) -> bool:
 
     for index, clinic in enumerate(clinics.values()):
         _seed_clinic(session, clinic, index, rng, users, pw)
+        session.flush()
+        seed_calendar(session, clinic)
     session.flush()
 
     for clinic in clinics.values():

@@ -99,6 +99,7 @@ class Clinic(SQLModel, table=True):
     place_of_service: str = Field(default="11", max_length=2)
     rems_setting_id: str = Field(default="", max_length=40)  # Spravato REMS certified healthcare setting
     mfa_all_staff: bool = False  # every staff role needs a second factor here, not only admins and managers
+    closed_on_federal_holidays: bool = True  # planning skips US federal holidays (core.scheduling)
     created_at: datetime | None = ts()
 
 

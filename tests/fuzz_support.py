@@ -5,6 +5,8 @@ Nothing here is a hand list of forms, so a new form is fuzzed the day it is adde
 """
 from __future__ import annotations
 
+from datetime import date
+
 import inspect
 import re
 from html.parser import HTMLParser
@@ -31,7 +33,7 @@ PARAM_TABLES = {
     "screening_id": "consent_screening", "score_id": "outcome_score", "medication_id": "medication",
     "letter_id": "coordination_letter", "due_id": "coordination_due", "permission_id": "coordination_permission",
     "iid": "billing_invoice", "eid": "billing_estimate", "pay_id": "billing_payment", "sid": "billing_superbill",
-    "user_id": "user", "clinician_id": "outside_clinician", "provider_id": "provider",
+    "user_id": "user", "clinician_id": "outside_clinician", "provider_id": "provider", "chair_id": "chair",
 }
 
 
@@ -91,6 +93,8 @@ def demo_url(app, rule, clinic_id: int) -> str | None:
                 values[name] = sorted(dosing.defaults())[0]
             elif name == "name":
                 values[name] = "coordination"
+            elif name == "day":
+                values[name] = date.today().isoformat()
     return rule.build(values, append_unknown=False)[1]
 
 

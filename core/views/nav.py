@@ -10,6 +10,6 @@ def nav_items(clinic, user):
     items = [NavItem("Today", url_for("dashboard.index"), order=0),
              NavItem("Patients", url_for("patients.index"), order=10)]
     if user.role.value in ("admin", "manager"):
-        # Plugins and Jobs are reached from the Settings page's own menu: the top menu stays on one line
+        # Plugins, Jobs and the calendar settings are reached from the Settings page's own menu: the top menu stays on one line
         items.append(NavItem("Settings", url_for("settings.clinic"), order=800, roles=("admin", "manager")))
     return items

@@ -22,6 +22,8 @@ from core.views.chart_forms import DRUG_CLASSES, CareTeamForm, MedicationForm, S
 from core.views.patient_form import PatientForm
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
+from core.scheduling.calendar import Calendar
+from core.scheduling.planner import Request, in_the_way
 from core.slots import Panel
 from core.validators import icd10_description, icd10_problem
 from core.web import after_commit
@@ -367,6 +369,11 @@ def schedule(patient_id: int):
     if when is not None and when < utcnow().astimezone(when.tzinfo).replace(hour=0, minute=0, second=0, microsecond=0):
         form.date.errors = [*form.date.errors, "The date is in the past; choose today or later."]
         valid = False
+    if valid:
+        req = Request(patient, Modality(form.modality.data), "single", form.provider_id.row, None)
+        if problem := in_the_way(db, Calendar.load(db, g.clinic), req, when):
+            form.time.errors = [*form.time.errors, f"Not booked: {problem}."]
+            valid = False
     if not valid:
         return render_chart(patient, status=422, errors=form.messages, values=form.values, open_form="schedule")
     t = TreatmentSession(clinic_id=g.clinic.id, patient_id=patient.id, provider_id=form.provider_id.row.id,
