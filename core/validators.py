@@ -105,3 +105,13 @@ def ein_problem(ein: str) -> str | None:
     if len(digits) != 9 or not digits.isdigit():
         return "An EIN is nine digits, written 12-3456789."
     return None
+
+
+def db_int(value) -> int:
+    """An id or count as posted, within a 32-bit integer column's range (SQLite and PostgreSQL refuse
+    anything larger, which would otherwise surface as a 500); anything else raises ValueError, so a
+    Werkzeug ``get(..., type=db_int)`` falls back to its default."""
+    number = int(value)
+    if not -2**31 < number < 2**31:
+        raise ValueError("out of range")
+    return number

@@ -123,3 +123,15 @@ def test_long_letter_keeps_rows_whole_and_names_the_patient_on_every_later_page(
     assert len(spans) >= 2  # the table does run over a page break
     for i in range(40):
         assert page_of(f"Testmed{i:02d}") == page_of(f"Q{i:02d}Z"), i
+
+
+def test_an_out_of_range_recipient_id_is_refused_with_a_message_not_a_500(app, client, db):
+    patient, _benzo, _psychiatrist = benzo_patient(db)
+    login(app, client, "clinician")
+    before = db.exec(select(func.count()).select_from(CoordinationLetter)).one()
+    resp = post(app, client, f"/coordination/patients/{patient.id}/letters",
+                {"kind": "progress", "recipient_id": "99999999999999999999"})
+    assert resp.status_code == 422
+    db.rollback()
+    assert db.exec(select(func.count()).select_from(CoordinationLetter)).one() == before
+    assert client.get("/patients/?page=99999999999999999999").status_code == 200

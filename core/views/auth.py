@@ -12,6 +12,7 @@ from wtforms import BooleanField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from core import audit, mfa
+from core.validators import db_int
 from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end_other_sessions, end_session,
                        hash_password, hasher, home_url, last_used_clinic, note_clinic_used, password_problem,
                        public, safe_next, signed_in, staff, start_session, while_enrolling)
@@ -139,7 +140,7 @@ def logout():
 @bp.route("/switch-clinic", methods=["POST"])
 @staff()
 def switch_clinic():
-    wanted = request.form.get("clinic_id", type=int)
+    wanted = request.form.get("clinic_id", type=db_int)
     if wanted not in {c.id for c in clinics_of(current_user)}:
         abort(404)
     g.user_session.clinic_id = wanted

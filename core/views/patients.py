@@ -25,7 +25,7 @@ from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, M
 from core.scheduling.calendar import Calendar
 from core.scheduling.planner import Request, in_the_way
 from core.slots import Panel
-from core.validators import icd10_description, icd10_problem
+from core.validators import icd10_description, icd10_problem, db_int
 from core.web import after_commit
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -79,7 +79,7 @@ def search_filter(query: str):
 def index():
     """GET shows everyone (paged); POST runs a search, keeping the terms in the form, not the URL."""
     query = (request.form.get("q", "") if request.method == "POST" else "").strip()[:100]
-    page = max(1, (request.form if request.method == "POST" else request.args).get("page", 1, type=int) or 1)
+    page = max(1, (request.form if request.method == "POST" else request.args).get("page", 1, type=db_int) or 1)
     db = get_session()
     where = [Patient.clinic_id == g.clinic.id, Patient.archived == false(), *search_filter(query)]
     total = db.exec(select(func.count()).select_from(Patient).where(*where)).one()

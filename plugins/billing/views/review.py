@@ -6,6 +6,7 @@ from flask_login import current_user
 from sqlmodel import or_, select
 
 from core import audit
+from core.validators import db_int
 from core.auth import staff
 from core.db import get_session
 from core.models import Patient, SessionStatus, TreatmentSession
@@ -55,7 +56,7 @@ def index():
 @staff(*DESK)
 def account_jump():
     """The patient picker on the overview (an opaque id, never a name, in the URL)."""
-    pid = request.args.get("patient_id", type=int)
+    pid = request.args.get("patient_id", type=db_int)
     if pid is None:
         return redirect(url_for("billing.index"))
     return redirect(url_for("billing.account", pid=patient_of(pid).id))

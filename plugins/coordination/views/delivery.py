@@ -12,7 +12,7 @@ from core.auth import staff
 from core.db import get_session
 from core.models import Medication
 from core.pdf import pdf_response
-from core.validators import parse_date
+from core.validators import parse_date, db_int
 from plugins.coordination import compose, letters
 from plugins.coordination.models import CoordinationDue, CoordinationPermission
 from plugins.coordination.views import READ, SEND, WRITE, _denied, _document, _letter, _patient, _settings, bp
@@ -59,7 +59,7 @@ def mark_sent(letter_id: int):
 def add_permission(patient_id: int):
     patient = _patient(patient_id)
     session = get_session()
-    recipient_id = request.form.get("recipient_id", type=int)
+    recipient_id = request.form.get("recipient_id", type=db_int)
     team = {c.id for _m, c in letters.care_team(session, g.clinic, patient.id)}
     try:
         if recipient_id not in team:

@@ -9,7 +9,7 @@ from core.auth import staff
 from core.db import get_session
 from core.models import OutsideClinician
 from core.pdf import render_pdf_template
-from core.validators import clean_text, parse_date
+from core.validators import clean_text, parse_date, db_int
 from core.web import after_commit
 from plugins.coordination import compose, letters, wording
 from plugins.coordination.models import CoordinationLetter
@@ -24,7 +24,7 @@ def create(patient_id: int):
     """Start a letter, or go back to the draft already open for the same purpose."""
     patient = _patient(patient_id)
     kind = request.form.get("kind", "")
-    recipient_id = request.form.get("recipient_id", type=int)
+    recipient_id = request.form.get("recipient_id", type=db_int)
     session = get_session()
     existing = letters.open_draft(session, g.clinic, patient.id, kind=kind, recipient_id=recipient_id or 0)
     if existing is not None:
