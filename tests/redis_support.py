@@ -146,6 +146,8 @@ def redis_text(url: str) -> str:
     for key in conn.scan_iter(count=1000):
         add(key)
         kind = conn.type(key).decode()
+        if kind == "none":  # expired (RQ's short-lived keys) between the scan and this read
+            continue
         values = {"string": lambda: [conn.get(key)], "list": lambda: conn.lrange(key, 0, -1),
                   "set": lambda: list(conn.smembers(key)), "zset": lambda: conn.zrange(key, 0, -1),
                   "hash": lambda: [b for kv in conn.hgetall(key).items() for b in kv],
