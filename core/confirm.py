@@ -6,11 +6,19 @@ JavaScript, and the first step reads but never writes.
 """
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import render_template
+
+from core.form_fields import GliaForm, Posted
+
+
+class ConfirmForm(GliaForm):
+    """The second step's one field of its own; the first form's fields come back as ``keep``."""
+
+    confirm = Posted(max_len=10)
 
 
 def confirmed() -> bool:
-    return request.form.get("confirm") == "yes"
+    return ConfirmForm().confirm.data == "yes"
 
 
 def ask(*, title: str, question: str, facts: list[tuple[str, str]], consequence: str, action: str, button: str,

@@ -13,10 +13,10 @@ from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, StringField
+from wtforms import BooleanField, FormField, StringField
 from wtforms.validators import StopValidation, ValidationError
 
-from core.validators import clean_text, ein_problem, npi_problem, parse_date, phone_problem
+from core.validators import clean_text, db_int, ein_problem, npi_problem, parse_date, phone_problem
 
 
 def _clean(value):
@@ -29,15 +29,25 @@ class GliaForm(FlaskForm):
     class Meta:
         csrf = False  # CSRFProtect has already checked this POST
 
+    def _flat(self):
+        """Every field, the fields of an embedded FormField (say vitals under ``baseline_``) by their posted names."""
+        for f in self:
+            yield from (f.form if isinstance(f, FormField) else (f,))
+
     @property
     def messages(self) -> dict[str, str]:
         """Field name -> its first message (what the macros show under the field)."""
-        return {name: errors[0] for name, errors in self.errors.items() if errors}
+        return {f.name: f.errors[0] for f in self._flat() if f.errors and isinstance(f.errors, list)}
 
     @property
     def values(self) -> dict[str, object]:
         """Field name -> the value to show again: as cleaned when valid, as typed otherwise."""
-        return {f.name: f.shown() if hasattr(f, "shown") else f.data for f in self}
+        return {f.name: f.shown() if hasattr(f, "shown") else f.data for f in self._flat()}
+
+    def refuse(self, name: str, message: str) -> None:
+        """A message for a field found wrong by a check beyond the field's own (a clash, a rule of the workflow)."""
+        field = next(f for f in self._flat() if f.name == name)
+        field.errors = [*field.errors, message] if isinstance(field.errors, list) else [message]
 
 
 class Required:
@@ -154,6 +164,57 @@ class CheckField(BooleanField):
         return bool(self.data)
 
 
+class Ticked(CheckField):
+    """A checkbox that must be ticked (a confirmation); ``message`` says what ticking it confirms."""
+
+    def __init__(self, label, message: str, **kw):
+        super().__init__(label, **kw)
+        self.message = message
+
+    def post_validate(self, form, validation_stopped):
+        if not self.data:
+            self.errors.append(self.message)
+
+
+class SecretField(StringField):
+    """A password or code as typed (not trimmed: spaces may belong to it), never shown back on the page."""
+
+    def __init__(self, label, *, max_len: int = 1024, **kw):
+        super().__init__(label, [MaxLength(max_len)], default="", **kw)
+
+    def process_formdata(self, valuelist):
+        self.data = valuelist[0] if valuelist and isinstance(valuelist[0], str) else ""
+
+    def shown(self):
+        return ""
+
+
+class Posted(StringField):
+    """A value the view or the rules check themselves (a version, a fingerprint, a next URL); "" when absent."""
+
+    def __init__(self, label="", *, max_len: int = 2000, **kw):
+        super().__init__(label, filters=[_clean], default="", **kw)
+        self.max_len = max_len
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        self.data = (self.data or "")[:self.max_len]
+
+    @property
+    def posted(self) -> bool:
+        return bool(self.raw_data)
+
+    def number(self) -> int | None:
+        """The value as a whole number that fits the database's integer ids, or None."""
+        try:
+            return db_int(self.data) if self.data and self.data.isascii() and self.data.isdigit() else None
+        except ValueError:
+            return None
+
+    def shown(self):
+        return self.data or ""
+
+
 class IsoDateField(StringField):
     """A date typed as YYYY-MM-DD; ``.day`` holds it once valid (the text stays as typed)."""
 
@@ -192,25 +253,29 @@ class TimeOfDayField(StringField):
 
 
 class ChoiceField(StringField):
-    """One of ``choices`` (value -> label, or just values); anything else: "Choose a <label>.".
+    """One of ``choices`` (value -> label, or just values); anything else: "Choose a <label>." (or ``message``).
 
-    The templates draw their own <select>, so WTForms' SelectField (and its rendering) is not needed."""
+    With ``required=False`` it may be left empty ("" when nothing was chosen). The templates draw
+    their own <select>, so WTForms' SelectField (and its rendering) is not needed."""
 
-    def __init__(self, label, choices, **kw):
+    def __init__(self, label, choices, *, required: bool = True, message: str | None = None, **kw):
         super().__init__(label, filters=[_clean], **kw)
         self.allowed = choices if isinstance(choices, dict) else {c: c for c in choices}
+        self.required, self.message = required, message
 
     def pre_validate(self, form):
-        if self.data not in self.allowed:
-            raise StopValidation(f"Choose a {self.label.text.lower()}.")
+        if (self.data or self.required) and self.data not in self.allowed:
+            raise StopValidation(self.message or f"Choose a {self.label.text.lower()}.")
+
+    def shown(self):
+        return self.data or ""
 
 
 class OptionalChoiceField(ChoiceField):
     """A ChoiceField that may be left empty ("" when nothing was chosen)."""
 
-    def pre_validate(self, form):
-        if self.data:
-            super().pre_validate(form)
+    def __init__(self, label, choices, **kw):
+        super().__init__(label, choices, required=False, **kw)
 
 
 def _problem(check):

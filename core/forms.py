@@ -6,8 +6,8 @@ role...) are never read, which is what keeps mass assignment out.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from datetime import date, time
+from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -149,16 +149,3 @@ def vitals(form: Form, prefix: str) -> dict | None:
     if sys_ is None or dia is None or f"{prefix}_diastolic" in form.errors:
         return None
     return {"systolic": sys_, "diastolic": dia, "heart_rate": hr, "spo2": spo2}
-
-
-def local_datetime(day: date, at: time, tz: str) -> datetime:
-    """A wall-clock time in the clinic's zone, as an aware datetime (stored as UTC)."""
-    try:
-        zone = ZoneInfo(tz)
-    except ZoneInfoNotFoundError:
-        zone = ZoneInfo("UTC")
-    return datetime.combine(day, at, tzinfo=zone)
-
-
-def common_timezones() -> list[str]:
-    return sorted(z for z in available_timezones() if z.startswith(("America/", "Pacific/", "US/")) or z == "UTC")

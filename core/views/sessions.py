@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
@@ -17,12 +17,13 @@ from core import audit, confirm, dosing, hooks, workflow
 from core.auth import staff
 from core.db import get_session
 from core.formatting import label, local, local_time
-from core.forms import Form, local_datetime, vitals
+from core.clock import local_datetime
 from core.vocab import SEVERITIES, SIDE_EFFECTS
 from core.models import (Modality, Patient, Provider, SessionStatus, SideEffect, TreatmentSession, User, VitalPhase,
                          VitalSign, utcnow)
 from core.plugin_state import gates_off
 from core.views.patients import CHARTING_ROLES, is_clinical
+from core.views.session_forms import BaselineForm, CheckInForm, EndForm, MonitorForm, StepForm, discharge_form
 from core.slots import Panel
 from core.web import after_commit
 
@@ -100,23 +101,17 @@ def _add_vitals(t: TreatmentSession, phase: VitalPhase, values: dict) -> None:
 def check_in(session_id: int):
     """Arrival: the escort is confirmed; baseline vitals may be taken now or before the start."""
     t, patient = _load(session_id, for_update=True)
-    form = Form(request.form)
-    confirmed = form.checked("escort_confirmed")
-    escort_name = form.text("escort_name", "Escort name", required=True, max_len=200)
-    escort_phone = form.phone("escort_phone", "Escort phone")
-    if not confirmed:
-        form.errors["escort_confirmed"] = "Confirm that the escort is here or on call to take the patient home."
-    baseline = None
-    if any(request.form.get(f"baseline_{k}") for k in ("systolic", "diastolic", "heart_rate", "spo2")):
-        baseline = vitals(form, "baseline")
+    form = CheckInForm()
+    ok = form.validate()
+    baseline = form.baseline.form.reading
     try:
-        workflow.require(t, S.checked_in, request.form.get("version"))
+        workflow.require(t, S.checked_in, form.version.data)
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
-    if not form.ok:
-        return _render(t, patient, status=422, errors=form.errors, values=form.values)
-    workflow.move(get_session(), t, S.checked_in, request.form.get("version"), escort_name=escort_name,
-                  escort_phone=escort_phone, escort_confirmed=True)
+    if not ok:
+        return _render(t, patient, status=422, errors=form.messages, values=form.values)
+    workflow.move(get_session(), t, S.checked_in, form.version.data, escort_name=form.escort_name.data,
+                  escort_phone=form.escort_phone.data, escort_confirmed=True)
     if baseline:
         _add_vitals(t, VitalPhase.baseline, baseline)
     audit.record("session.check_in", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
@@ -129,17 +124,17 @@ def check_in(session_id: int):
 def record_baseline(session_id: int):
     """Baseline vitals after check-in: the first reading, or a re-check (the gate reads the latest)."""
     t, patient = _load(session_id, for_update=True)
-    form = Form(request.form)
-    values = vitals(form, "baseline")
+    form = BaselineForm()
+    ok = form.validate()
     try:
-        workflow.check_version(t, request.form.get("version"))
+        workflow.check_version(t, form.version.data)
         if t.status != S.checked_in:
             raise workflow.Conflict("Baseline vitals are recorded after check-in and before the start. Nothing was saved.")
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
-    if not form.ok:
-        return _render(t, patient, status=422, errors=form.errors, values=form.values)
-    _add_vitals(t, VitalPhase.baseline, values)
+    if not ok:
+        return _render(t, patient, status=422, errors=form.messages, values=form.values)
+    _add_vitals(t, VitalPhase.baseline, form.baseline.form.reading)
     t.version += 1
     get_session().add(t)
     audit.record("session.vitals", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
@@ -153,7 +148,7 @@ def record_baseline(session_id: int):
 def start(session_id: int):
     t, patient = _load(session_id, for_update=True)
     try:
-        workflow.start(get_session(), t, request.form.get("version"), vitals_url="#vitals")
+        workflow.start(get_session(), t, StepForm().version.data, vitals_url="#vitals")
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
     except workflow.Blocked as exc:
@@ -171,45 +166,36 @@ def monitor(session_id: int):
     observation clock starts there), vitals about 40 minutes after dosing, side effects."""
     t, patient = _load(session_id, for_update=True)
     db = get_session()
-    form = Form(request.form)
+    form = MonitorForm(lot_required=t.modality == ESKETAMINE)
     limits = dosing.limits_for(db, g.clinic.id, t.modality)
-    dose = form.number("dose_mg", "Dose (mg)", 0.1, 1000, integer=False)
-    weight = form.number("weight_kg", "Weight (kg)", 20, 400, integer=False, required=False)
-    if weight is None and "weight_kg" not in form.errors:
+    ok = form.validate()
+    dose, weight = form.dose_mg.number, form.weight_kg.number
+    if weight is None and not form.weight_kg.errors:
         weight = t.weight_kg
-    duration = form.number("duration_minutes", "Dosing duration (minutes)", 1, 600, required=False)
     dosed_at = _dosed_at(form, t)
-    lot = form.text("lot_number", "Kit lot number", required=t.modality == ESKETAMINE, max_len=40)
-    reason = form.text("override_reason", "Override reason", max_len=1000)
-    post_dose = vitals(form, "post")
-    effects = []
-    for key in SIDE_EFFECTS:
-        severity = request.form.get(f"effect_{key}", "")
-        if severity in SEVERITIES:
-            effects.append((key, severity))
-        elif severity:
-            form.errors[f"effect_{key}"] = "Choose mild, moderate or severe."
-    form.values.update({f"effect_{k}": s for k, s in effects})
+    reason = form.override_reason.data
     review = None
-    if "weight_kg" not in form.errors:
+    if not form.weight_kg.errors:
         first = bool(limits.first_dose) and dosing.first_of_course(db, t)
         review = dosing.check_dose(limits, dose, weight, first_of_course=first)
-        form.errors.update(review.refusals)
+        for name, message in review.refusals.items():
+            form[name].errors = [message]
         if review.needs_override and not review.refusals and not reason:
-            form.errors["override_reason"] = ("This dose needs a clinician's written override: "
-                                              + " ".join(review.overrides) + " Give the reason, or correct the dose.")
+            form.override_reason.errors.append("This dose needs a clinician's written override: "
+                                               + " ".join(review.overrides) + " Give the reason, or correct the dose.")
     try:
-        workflow.require(t, S.monitoring, request.form.get("version"))
+        workflow.require(t, S.monitoring, form.version.data)
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
-    if not form.ok:
-        return _render(t, patient, status=422, errors=form.errors, values=form.values, review=review)
+    if not ok or form.messages:
+        return _render(t, patient, status=422, errors=form.messages, values=form.values, review=review)
     override = review.needs_override
-    workflow.move(db, t, S.monitoring, request.form.get("version"), dose_mg=dose, weight_kg=weight,
-                  duration_minutes=duration, dosed_at=dosed_at, lot_number=lot,
+    effects = form.effects
+    workflow.move(db, t, S.monitoring, form.version.data, dose_mg=dose, weight_kg=weight,
+                  duration_minutes=form.duration_minutes.number, dosed_at=dosed_at, lot_number=form.lot_number.data,
                   dose_override_reason=reason if override else "",
                   dose_override_by_id=current_user.id if override else None)
-    _add_vitals(t, VitalPhase.post_dose, post_dose)
+    _add_vitals(t, VitalPhase.post_dose, form.post.form.reading)
     for key, severity in effects:
         db.add(SideEffect(clinic_id=g.clinic.id, treatment_id=t.id, effect=key, severity=severity, recorded_at=utcnow()))
     audit.record("session.monitor", object_type="treatment_session", object_id=t.id, patient_id=patient.id,
@@ -219,22 +205,21 @@ def monitor(session_id: int):
     return redirect(url_for("sessions.detail", session_id=t.id))
 
 
-def _dosed_at(form: Form, t: TreatmentSession):
+def _dosed_at(form: MonitorForm, t: TreatmentSession):
     """When dosing began: now, or a time earlier today (clinic time) but not before the start."""
     now = utcnow()
-    if not form.data.get("dosed_time", "").strip():
-        form.values["dosed_time"] = ""
+    if not form.dosed_time.data:
         return now
-    at = form.time("dosed_time", "Dosing began")
+    at = form.dosed_time.at
     if at is None:
         return None
     zone = ZoneInfo(g.clinic.timezone)
     when = local_datetime(now.astimezone(zone).date(), at, g.clinic.timezone).astimezone(timezone.utc)
     if when > now + timedelta(minutes=1):
-        form.errors["dosed_time"] = "Dosing began: that time is still to come today. Enter when dosing began."
+        form.dosed_time.errors.append("Dosing began: that time is still to come today. Enter when dosing began.")
     elif t.started_at and when < t.started_at.replace(second=0, microsecond=0):
-        form.errors["dosed_time"] = (f"Dosing began: that is before the session started "
-                                     f"({local_time(t.started_at)}).")
+        form.dosed_time.errors.append(f"Dosing began: that is before the session started "
+                                      f"({local_time(t.started_at)}).")
     return when
 
 
@@ -256,23 +241,12 @@ def discharge(session_id: int):
     one who judged the patient stable and ready to leave; each side effect gets its resolution."""
     t, patient = _load(session_id, for_update=True)
     db = get_session()
-    form = Form(request.form)
-    values = vitals(form, "discharge")
-    if not form.checked("released_to_escort"):
-        form.errors["released_to_escort"] = "Confirm the patient leaves with their escort (no driving until tomorrow)."
-    notes = form.text("notes", "Notes", max_len=4000)
     effects = db.exec(select(SideEffect).where(SideEffect.clinic_id == g.clinic.id, SideEffect.treatment_id == t.id)).all()
-    resolved = {}
-    for e in effects:
-        answer = form.choice(f"resolved_{e.id}", "answer", ("yes", "no"))
-        if answer is None:
-            form.errors[f"resolved_{e.id}"] = "Say whether this side effect has resolved."
-        resolved[e.id] = answer == "yes"
-    ready = None
-    if t.modality == ESKETAMINE:
-        ready = form.number("ready_minutes", "Ready to leave after", 0, 600)
+    form = discharge_form([e.id for e in effects], ready_asked=t.modality == ESKETAMINE)
+    ok = form.validate()
+    ready = form.ready_minutes.number if t.modality == ESKETAMINE else None
     try:
-        workflow.require(t, S.discharged, request.form.get("version"))
+        workflow.require(t, S.discharged, form.version.data)
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
     clock = _clock(t, dosing.limits_for(db, g.clinic.id, t.modality))
@@ -283,16 +257,17 @@ def discharge(session_id: int):
         too_early = (f"Discharge possible from {local_time(clock['at'])} (in {clock['wait']}): {clock['rule']} "
                      "Nothing was saved.")
     elif ready is not None and ready > (utcnow() - dosing.clock_start(t)).total_seconds() // 60:
-        form.errors["ready_minutes"] = ("Ready to leave after: more minutes than have passed since the first device "
-                                        "(the patient is leaving now).")
-    if too_early or not form.ok:
-        return _render(t, patient, status=422, errors=form.errors, values=form.values, too_early=too_early)
+        form.ready_minutes.errors.append("Ready to leave after: more minutes than have passed since the first device "
+                                         "(the patient is leaving now).")
+        ok = False
+    if too_early or not ok:
+        return _render(t, patient, status=422, errors=form.messages, values=form.values, too_early=too_early)
     for e in effects:
-        e.resolved = resolved[e.id]
+        e.resolved = form[f"resolved_{e.id}"].data == "yes"
         db.add(e)
-    workflow.move(db, t, S.discharged, request.form.get("version"), notes=notes or t.notes, escort_confirmed=True,
+    workflow.move(db, t, S.discharged, form.version.data, notes=form.notes.data or t.notes, escort_confirmed=True,
                   discharge_ready_by_id=current_user.id, ready_minutes=ready)
-    _add_vitals(t, VitalPhase.discharge, values)
+    _add_vitals(t, VitalPhase.discharge, form.discharge.form.reading)
     audit.record("session.discharge", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
     after_commit("treatment_completed", clinic=g.clinic, treatment=t)
     flash("Discharged to escort. Session complete.")
@@ -301,16 +276,17 @@ def discharge(session_id: int):
 
 def _end(session_id: int, to: SessionStatus, message: str):
     """Cancel or no-show, after the confirmation step (core.confirm): the first POST only asks."""
-    if not confirm.confirmed():
+    form = EndForm()
+    if not form.confirmed:
         t, patient = _load(session_id)
         try:
-            workflow.require(t, to, request.form.get("version"))
+            workflow.require(t, to, form.version.data)
         except workflow.Conflict as exc:
             return _conflict(t, patient, exc)
         return _ask_end(t, patient, to)
     t, patient = _load(session_id, for_update=True)
     try:
-        workflow.move(get_session(), t, to, request.form.get("version"))
+        workflow.move(get_session(), t, to, form.version.data)
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
     audit.record(f"session.{to.value}", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
