@@ -11,7 +11,7 @@ from datetime import date
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from core.forms import Form
+from core.form_fields import GliaForm, IsoDateField, Posted, TextField
 from core.models import Patient, User, utcnow
 from core.rems.models import RemsEnrollment
 
@@ -30,13 +30,6 @@ def id_problem(value: str, label: str) -> str | None:
         return f"{label}: at most {ID_MAX} characters."
     if value and not ID_PATTERN.fullmatch(value):
         return f"{label}: use letters A-Z, digits and hyphens only, as the REMS issued it."
-    return None
-
-
-def control_problem(value: str, label: str) -> str | None:
-    """Control characters (a pasted NUL, an escape) never belong in a record; PostgreSQL refuses NUL outright."""
-    if any(ord(c) < 32 and c not in "\n\t" or ord(c) == 127 for c in value):
-        return f"{label}: remove the control characters."
     return None
 
 
@@ -65,42 +58,49 @@ def history(session: Session, clinic_id: int, patient_id: int) -> list[RemsEnrol
                              .order_by(RemsEnrollment.id.desc())).all())
 
 
-def read_form(data, session: Session, clinic_id: int, patient: Patient, current: RemsEnrollment | None) -> Form:
-    """The enrollment form, validated; a correction needs its reason, an id must not be another patient's."""
-    form = Form(data)
-    value = form.text("enrollment_id", "REMS patient enrollment ID", required=True, max_len=ID_MAX)
-    if value and "enrollment_id" not in form.errors and (problem := id_problem(value, "REMS patient enrollment ID")):
-        form.errors["enrollment_id"] = problem
-    day = form.date("enrolled_on", "Enrollment date", not_future=True)
-    if day is not None and day < REMS_START:
-        form.errors["enrolled_on"] = "Enrollment date: the Spravato REMS began in March 2019."
-    form.values["enrolled_on_parsed"] = day
-    reason = form.text("reason", "Reason for the correction", required=current is not None, max_len=500)
-    if "reason" not in form.errors and (problem := control_problem(reason, "Reason for the correction")):
-        form.errors["reason"] = problem
-    if current is not None and not form.errors and value == current.enrollment_id and day == current.enrolled_on:
-        form.errors["enrollment_id"] = "That is the enrollment already on record; nothing to correct."
-    if value and "enrollment_id" not in form.errors:
-        latest = (select(func.max(RemsEnrollment.id)).where(RemsEnrollment.clinic_id == clinic_id)
-                  .group_by(RemsEnrollment.patient_id))
-        clash = session.exec(select(RemsEnrollment.id).where(
-            RemsEnrollment.clinic_id == clinic_id, RemsEnrollment.id.in_(latest),
-            RemsEnrollment.enrollment_id == value, RemsEnrollment.patient_id != patient.id)).first()
-        if clash is not None:
-            form.errors["enrollment_id"] = "Another patient of this clinic has that REMS enrollment ID."
-    form.values["reason"] = reason
-    return form
+class EnrollmentForm(GliaForm):
+    """The enrollment form; a correction needs its reason, an id must not be another patient's."""
+
+    enrollment_id = TextField("REMS patient enrollment ID", required=True, max_len=ID_MAX)
+    enrolled_on = IsoDateField("Enrollment date", not_future=True)
+    reason = TextField("Reason for the correction", max_len=500)
+    current_id = Posted(max_len=12)  # the row the page showed as current
+
+    def __init__(self, *args, session: Session, clinic_id: int, patient: Patient, current: RemsEnrollment | None, **kw):
+        super().__init__(*args, **kw)
+        self.session, self.clinic_id, self.patient, self.current = session, clinic_id, patient, current
+
+    def validate(self, extra_validators=None):
+        super().validate(extra_validators)
+        value, day, current = self.enrollment_id.data, self.enrolled_on.day, self.current
+        if value and not self.enrollment_id.errors and (problem := id_problem(value, "REMS patient enrollment ID")):
+            self.enrollment_id.errors.append(problem)
+        if day is not None and day < REMS_START:
+            self.enrolled_on.errors.append("Enrollment date: the Spravato REMS began in March 2019.")
+        if current is not None and not self.reason.errors and not self.reason.data:
+            self.reason.errors.append("Reason for the correction is required.")
+        if current is not None and not self.messages and value == current.enrollment_id and day == current.enrolled_on:
+            self.enrollment_id.errors.append("That is the enrollment already on record; nothing to correct.")
+        if value and not self.enrollment_id.errors:
+            latest = (select(func.max(RemsEnrollment.id)).where(RemsEnrollment.clinic_id == self.clinic_id)
+                      .group_by(RemsEnrollment.patient_id))
+            clash = self.session.exec(select(RemsEnrollment.id).where(
+                RemsEnrollment.clinic_id == self.clinic_id, RemsEnrollment.id.in_(latest),
+                RemsEnrollment.enrollment_id == value, RemsEnrollment.patient_id != self.patient.id)).first()
+            if clash is not None:
+                self.enrollment_id.errors.append("Another patient of this clinic has that REMS enrollment ID.")
+        return not self.messages
 
 
-def record(session: Session, clinic_id: int, patient: Patient, form: Form, *, current: RemsEnrollment | None,
-           seen_id: str, user_id: int) -> RemsEnrollment:
+def record(session: Session, clinic_id: int, patient: Patient, form: EnrollmentForm, *,
+           current: RemsEnrollment | None, user_id: int) -> RemsEnrollment:
     """Append the new enrollment row, if the current row is still the one the form was shown with."""
-    if seen_id != (str(current.id) if current else ""):
+    if form.current_id.data != (str(current.id) if current else ""):
         raise Stale("The REMS enrollment was changed since you opened the page (perhaps by someone else). "
                     "Nothing was saved; review it and try again.")
-    row = RemsEnrollment(clinic_id=clinic_id, patient_id=patient.id, enrollment_id=form.values["enrollment_id"],
-                         enrolled_on=form.values["enrolled_on_parsed"], corrects_id=current.id if current else None,
-                         reason=form.values["reason"] if current else "", recorded_by_id=user_id, recorded_at=utcnow())
+    row = RemsEnrollment(clinic_id=clinic_id, patient_id=patient.id, enrollment_id=form.enrollment_id.data,
+                         enrolled_on=form.enrolled_on.day, corrects_id=current.id if current else None,
+                         reason=form.reason.data if current else "", recorded_by_id=user_id, recorded_at=utcnow())
     session.add(row)
     session.flush()
     return row

@@ -5,17 +5,26 @@ page that names what stops being checked and asks for a reason; other plugins to
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from core.auth import clinics_of, staff
 from core.db import get_session
-from core.forms import Form
+from core.form_fields import CheckField, GliaForm, TextField, Ticked
 from core.models import Clinic
 from core.plugin_state import (REASON_MAX, UnknownPlugin, clean_reason, gates_off_by_clinic, is_gate,
                                reason_problem, set_enabled, states)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+class ToggleForm(GliaForm):
+    """Switch a plugin on or off; switching a safety gate off also needs a reason and a tick."""
+
+    enabled = CheckField("Enabled")
+    reason = TextField("Reason", max_len=REASON_MAX)
+    confirm = Ticked("Sessions will start without these checks",
+                     "Tick the box to confirm that sessions will start without these checks.")
 
 
 def _clinic(clinic_id: int) -> Clinic:
@@ -61,17 +70,17 @@ def confirm_disable(name: str, clinic_id: int):
 def toggle_plugin(name: str, clinic_id: int):
     clinic = _clinic(clinic_id)
     plugins = current_app.extensions["glia"].plugins
-    want = request.form.get("enabled") == "1"
+    form = ToggleForm()
+    want = form.enabled.data
     reason = ""
     if not want and is_gate(plugins, name):
-        form = Form(request.form)
-        reason = clean_reason(form.text("reason", "Reason", max_len=REASON_MAX))
-        if "reason" not in form.errors and (problem := reason_problem(reason)):
-            form.errors["reason"] = problem
-        if not form.checked("confirm"):
-            form.errors["confirm"] = "Tick the box to confirm that sessions will start without these checks."
-        if not form.ok:
-            return _confirm_page(name, clinic, status=422, values=form.values, errors=form.errors)
+        ok = form.validate()
+        reason = clean_reason(form.reason.data)
+        if not form.reason.errors and (problem := reason_problem(reason)):
+            form.refuse("reason", problem)
+            ok = False
+        if not ok:
+            return _confirm_page(name, clinic, status=422, values=form.values, errors=form.messages)
     try:
         set_enabled(get_session(), clinic, name, want, plugins=plugins, reason=reason)
     except UnknownPlugin:

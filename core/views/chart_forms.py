@@ -1,4 +1,5 @@
-"""The chart's small forms (a medication, a care-team member, a session booking), on WTForms."""
+"""The chart's small forms (the search, a score, a diagnosis, a medication, a care-team member, a
+session booking), on WTForms."""
 from __future__ import annotations
 
 from flask import g
@@ -6,8 +7,9 @@ from sqlmodel import select
 from wtforms.validators import ValidationError
 
 from core.db import get_session
-from core.form_fields import ChoiceField, GliaForm, IsoDateField, TextField, TimeOfDayField
-from core.models import ClinicianKind, Modality, OutsideClinician, Provider, Sensitivity
+from core import scoring
+from core.form_fields import CheckField, ChoiceField, GliaForm, IsoDateField, Posted, TextField, TimeOfDayField
+from core.models import ClinicianKind, Instrument, Modality, OutsideClinician, Provider, Sensitivity
 
 DRUG_CLASSES = {"ssri": "SSRI", "snri": "SNRI", "ndri": "NDRI (bupropion)", "tca": "Tricyclic", "maoi": "MAOI",
                 "sari": "SARI (trazodone)", "nassa": "NaSSA (mirtazapine)", "benzodiazepine": "Benzodiazepine",
@@ -58,3 +60,35 @@ class ScheduleForm(GliaForm):
     time = TimeOfDayField("Time")
     modality = ChoiceField("Modality", [m.value for m in Modality])
     provider_id = TextField("Provider", [_ClinicRow(Provider, "Choose a provider.", Provider.active)], max_len=20)
+
+
+class SearchForm(GliaForm):
+    """The patient search: terms (PHI, so posted, never in a URL) and the page of results."""
+
+    q = Posted("Search", max_len=100)
+    page = Posted("Page", max_len=12)
+
+
+class ScoreForm(GliaForm):
+    """A PHQ-9 or GAD-7: the instrument and its answers, each 0 to 3 (scoring checks the range)."""
+
+    instrument = Posted("Questionnaire", max_len=10)
+
+    @property
+    def chosen(self) -> Instrument | None:
+        return Instrument._value2member_map_.get(self.instrument.data)
+
+    def answers(self, instrument: Instrument) -> list[int] | None:
+        """The instrument's answers as numbers, or None when one is missing or not a number."""
+        raw = [self[f"item{i}"].data for i in range(1, scoring.ITEMS[instrument] + 1)]
+        return [int(v) for v in raw] if all(v.isascii() and v.isdigit() and len(v) < 3 for v in raw) else None
+
+
+for _i in range(1, max(scoring.ITEMS.values()) + 1):
+    setattr(ScoreForm, f"item{_i}", Posted(f"Question {_i}", max_len=4))
+del _i
+
+
+class DiagnosisForm(GliaForm):
+    code = Posted("ICD-10 code", max_len=10)
+    is_primary = CheckField("Primary diagnosis")

@@ -1,13 +1,14 @@
 """The staff home page: today's sessions by status, item-9 alerts, and plugin widgets."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from core import audit, hooks
 from core.auth import staff
 from core.db import get_session
+from core.form_fields import GliaForm, Posted
 from core.plugin_state import gates_off
 from core.models import OutcomeScore, Patient, SessionStatus, utcnow
 from core.schedule import today_bounds, todays_sessions
@@ -48,6 +49,10 @@ def index():
                            can_review=current_user.role.value in CHARTING_ROLES, gates_off=gates_off(db, clinic))
 
 
+class ReviewForm(GliaForm):
+    back = Posted(max_len=10)  # "chart" when the button was on the chart
+
+
 @bp.post("/alerts/<int:score_id>/review")
 @staff(*CHARTING_ROLES)
 def review_alert(score_id: int):
@@ -66,7 +71,6 @@ def review_alert(score_id: int):
         flash("Alert marked as reviewed.")
     else:
         flash("That alert was already reviewed.")
-    back = request.form.get("back")
-    if back == "chart":
+    if ReviewForm().back.data == "chart":
         return redirect(url_for("patients.chart", patient_id=score.patient_id) + "#outcomes")
     return redirect(url_for("dashboard.index"))

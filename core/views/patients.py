@@ -16,16 +16,17 @@ from sqlmodel import select
 from core import audit, hooks, scoring, search
 from core.auth import clinic_row_or_404, staff
 from core.db import get_session, reads
-from core.forms import local_datetime
+from core.clock import local_datetime
 from core.vocab import SEXES
-from core.views.chart_forms import DRUG_CLASSES, CareTeamForm, MedicationForm, ScheduleForm
+from core.views.chart_forms import (DRUG_CLASSES, CareTeamForm, DiagnosisForm, MedicationForm, ScheduleForm, ScoreForm,
+                                    SearchForm)
 from core.views.patient_form import PatientForm
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
 from core.scheduling.calendar import Calendar
 from core.scheduling.planner import Request, in_the_way
 from core.slots import Panel
-from core.validators import icd10_description, icd10_problem, db_int
+from core.validators import icd10_description, icd10_problem
 from core.web import after_commit
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -78,8 +79,9 @@ def search_filter(query: str):
 @reads
 def index():
     """GET shows everyone (paged); POST runs a search, keeping the terms in the form, not the URL."""
-    query = (request.form.get("q", "") if request.method == "POST" else "").strip()[:100]
-    page = max(1, (request.form if request.method == "POST" else request.args).get("page", 1, type=db_int) or 1)
+    form = SearchForm(request.args) if request.method == "GET" else SearchForm()
+    query = form.q.data if request.method == "POST" else ""
+    page = max(1, form.page.number() or 1)
     db = get_session()
     where = [Patient.clinic_id == g.clinic.id, Patient.archived == false(), *search_filter(query)]
     total = db.exec(select(func.count()).select_from(Patient).where(*where)).one()
@@ -250,18 +252,18 @@ def chart(patient_id: int):
 def add_score(patient_id: int):
     """Score a PHQ-9 or GAD-7; a PHQ-9 with item 9 above 0 raises the alert a clinician must review."""
     patient = get_patient(patient_id)
-    try:
-        instrument = Instrument(request.form.get("instrument", ""))
-    except ValueError:
+    form = ScoreForm()
+    instrument = form.chosen
+    if instrument is None:
         abort(422, description="Choose PHQ-9 or GAD-7 for the questionnaire. Nothing was saved.")
-    raw = [request.form.get(f"item{i}", "") for i in range(1, scoring.ITEMS[instrument] + 1)]
+    items = form.answers(instrument)
     try:
-        result = scoring.score(instrument, [int(v) for v in raw])
+        result = scoring.score(instrument, items if items is not None else [])
     except ValueError:
         return render_chart(patient, status=422, errors={f"score_{instrument.name}": (
             f"Answer all {scoring.ITEMS[instrument]} {instrument.value} questions (each 0 to 3). Nothing was saved.")},
             open_form=instrument.name)
-    score = OutcomeScore(clinic_id=g.clinic.id, patient_id=patient.id, instrument=instrument, items=[int(v) for v in raw],
+    score = OutcomeScore(clinic_id=g.clinic.id, patient_id=patient.id, instrument=instrument, items=items,
                          total=result["total"], band=result["band"], item9=result["item9"], alert=result["alert"],
                          taken_at=utcnow())
     db = get_session()
@@ -278,7 +280,8 @@ def add_score(patient_id: int):
 @staff(*CHARTING_ROLES)
 def add_diagnosis(patient_id: int):
     patient = get_patient(patient_id)
-    code = request.form.get("code", "").strip().upper()[:10]
+    form = DiagnosisForm()
+    code = form.code.data.upper()
     problem = icd10_problem(code)
     if problem is None and get_session().exec(select(Diagnosis.id).where(
             Diagnosis.clinic_id == g.clinic.id, Diagnosis.patient_id == patient.id, Diagnosis.code == code,
@@ -287,7 +290,7 @@ def add_diagnosis(patient_id: int):
     if problem:
         return render_chart(patient, status=422, errors={"code": problem}, values={"code": code})
     dx = Diagnosis(clinic_id=g.clinic.id, patient_id=patient.id, code=code, description=icd10_description(code),
-                   is_primary=request.form.get("is_primary") == "1", noted_on=date.today())
+                   is_primary=form.is_primary.data, noted_on=date.today())
     db = get_session()
     if dx.is_primary:
         for other in db.exec(select(Diagnosis).where(Diagnosis.clinic_id == g.clinic.id,

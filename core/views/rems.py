@@ -8,14 +8,14 @@ ids, never names.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from core import audit, workflow
 from core.auth import clinic_row_or_404, staff
 from core.db import get_session
-from core.forms import Form
+from core.form_fields import GliaForm, Posted, TextField
 from core.models import Modality, Patient, SessionStatus, TreatmentSession
 from core.pdf import pdf_response
 from core.rems import CLINICAL_ROLES, enrollment, monitoring
@@ -23,6 +23,13 @@ from core.rems.models import RemsMonitoringForm
 
 bp = Blueprint("rems", __name__, url_prefix="/rems")
 SUBMIT_ROLES = ("admin", "manager", "clinician")  # whoever sends the form to the REMS; not front desk
+
+
+class SubmitForm(GliaForm):
+    """Marking a form submitted: the REMS's reference, and the fingerprint of the answers as shown."""
+
+    reference = TextField("REMS confirmation or reference", max_len=100)
+    fingerprint = Posted(max_len=200)
 
 
 def _treatment(treatment_id: int) -> tuple[TreatmentSession, Patient]:
@@ -140,15 +147,12 @@ def submit(treatment_id: int):
     workflow.lock(db, g.clinic.id, t.id)  # two people marking it at once: the second sees the first's record
     if monitoring.submitted_form(db, g.clinic, t.id) is not None:
         return _form_page(t, patient, status=409, conflict="This form was already marked submitted; nothing changed.")
-    form = Form(request.form)
-    reference = form.text("reference", "REMS confirmation or reference", max_len=100)
-    if "reference" not in form.errors and (problem := enrollment.control_problem(reference, "REMS confirmation or reference")):
-        form.errors["reference"] = problem
-    if not form.ok:
-        return _form_page(t, patient, status=422, errors=form.errors, values=form.values)
+    form = SubmitForm()
+    if not form.validate():
+        return _form_page(t, patient, status=422, errors=form.messages, values=form.values)
     try:
-        row = monitoring.submit(db, g.clinic, t, patient, current_user, seen=request.form.get("fingerprint", ""),
-                                reference=reference)
+        row = monitoring.submit(db, g.clinic, t, patient, current_user, seen=form.fingerprint.data,
+                                reference=form.reference.data)
     except monitoring.FormChanged as exc:
         return _form_page(t, patient, status=409, conflict=str(exc))
     audit.record("rems.form_submitted", object_type="rems_monitoring_form", object_id=row.id, patient_id=patient.id,
@@ -184,12 +188,11 @@ def record_enrollment(patient_id: int):
     db = get_session()
     db.exec(select(Patient.id).where(Patient.id == patient.id).with_for_update())  # one recorder at a time
     current = enrollment.current_enrollments(db, g.clinic.id, [patient.id]).get(patient.id)
-    form = enrollment.read_form(request.form, db, g.clinic.id, patient, current)
-    if not form.ok:
-        return _enrollment_page(patient, status=422, errors=form.errors, values=form.values)
+    form = enrollment.EnrollmentForm(session=db, clinic_id=g.clinic.id, patient=patient, current=current)
+    if not form.validate():
+        return _enrollment_page(patient, status=422, errors=form.messages, values=form.values)
     try:
-        row = enrollment.record(db, g.clinic.id, patient, form, current=current,
-                                seen_id=request.form.get("current_id", ""), user_id=current_user.id)
+        row = enrollment.record(db, g.clinic.id, patient, form, current=current, user_id=current_user.id)
     except enrollment.Stale as exc:
         return _enrollment_page(patient, status=409, conflict=str(exc))
     audit.record("rems.enrollment_corrected" if current else "rems.enrollment_recorded", object_type="rems_enrollment",

@@ -6,14 +6,14 @@ other modalities is an admin's change, audited with the values it changed. Every
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
 from core import audit, dosing
 from core.auth import staff
 from core.db import get_session
-from core.forms import Form
+from core.form_fields import CheckField, GliaForm, NumberField
 from core.models import Modality, utcnow
 
 bp = Blueprint("safety", __name__, url_prefix="/settings/safety")
@@ -35,30 +35,43 @@ def index():
     return _page()
 
 
-def _read(form: Form, base: dosing.Limits) -> dict | None:
-    """The submitted limits for one modality, checked for sense (not yet against the label)."""
+def limits_form(base: dosing.Limits) -> GliaForm:
+    """The form for one modality's limits: a choice among the labelled doses (esketamine) or a range."""
     lo, hi = BOUNDS[base.unit]
     unit = base.unit_label
-    new = {"min_observation_minutes": form.number("min_observation_minutes", LABELS["min_observation_minutes"], 0, 600),
-           "ceiling": form.number("ceiling", f"Hard ceiling ({unit})", lo, hi, integer=False)}
+    fields: dict = {"min_observation_minutes": NumberField(LABELS["min_observation_minutes"], 0, 600),
+                    "ceiling": NumberField(f"Hard ceiling ({unit})", lo, hi, integer=False)}
+    if base.allowed_doses:
+        fields.update({f"dose_{d:g}": CheckField(f"{d:g} mg") for d in dosing.defaults()[base.modality].allowed_doses})
+    else:
+        fields.update(usual_min=NumberField(f"Usual range from ({unit})", lo, hi, integer=False),
+                      usual_max=NumberField(f"Usual range to ({unit})", lo, hi, integer=False))
+    return type("LimitsForm", (GliaForm,), fields)()
+
+
+def _read(form: GliaForm, base: dosing.Limits, problems: dict) -> dict | None:
+    """The submitted limits for one modality, checked for sense (not yet against the label)."""
+    ok = form.validate()
+    new = {"min_observation_minutes": form.min_observation_minutes.number, "ceiling": form.ceiling.number}
     if base.allowed_doses:  # esketamine: a choice among the labelled doses, not a range
         label_doses = dosing.defaults()[base.modality].allowed_doses
-        chosen = [d for d in label_doses if form.checked(f"dose_{d:g}")]
+        chosen = [d for d in label_doses if form[f"dose_{d:g}"].data]
         if not chosen:
-            form.errors["allowed_doses"] = "Allow at least one labelled dose."
+            problems["allowed_doses"] = "Allow at least one labelled dose."
         new.update(allowed_doses=chosen, usual_min=min(chosen, default=0), usual_max=max(chosen, default=0))
         if new["ceiling"] is not None and chosen and max(chosen) > new["ceiling"]:
-            form.errors["ceiling"] = "The ceiling is below an allowed dose."
+            form.refuse("ceiling", "The ceiling is below an allowed dose.")
+            ok = False
     else:
-        new.update(allowed_doses=[],
-                   usual_min=form.number("usual_min", f"Usual range from ({unit})", lo, hi, integer=False),
-                   usual_max=form.number("usual_max", f"Usual range to ({unit})", lo, hi, integer=False))
+        new.update(allowed_doses=[], usual_min=form.usual_min.number, usual_max=form.usual_max.number)
         if None not in (new["usual_min"], new["usual_max"], new["ceiling"]):
             if new["usual_min"] > new["usual_max"]:
-                form.errors["usual_max"] = "The usual range must end at or above where it starts."
+                form.refuse("usual_max", "The usual range must end at or above where it starts.")
+                ok = False
             elif new["usual_max"] > new["ceiling"]:
-                form.errors["ceiling"] = "The hard ceiling must be at or above the usual range."
-    return new if form.ok else None
+                form.refuse("ceiling", "The hard ceiling must be at or above the usual range.")
+                ok = False
+    return new if ok and not problems else None
 
 
 def _loosened(new: dict, current: dosing.Limits, label: dosing.Limits) -> list[str]:
@@ -89,23 +102,23 @@ def update(modality: str):
     db = get_session()
     current = dosing.limits_for(db, g.clinic.id, modality)
     label = dosing.defaults()[modality]
-    form = Form(request.form)
-    new = _read(form, current)
+    form, problems = limits_form(current), {}
+    new = _read(form, current, problems)
     loosened = []
     if new is not None:
         loosened = _loosened(new, current, label)
         if loosened and label.label_locked:
-            form.errors["loosen"] = (
+            problems["loosen"] = (
                 f"{modality.label} follows its label: at most {label.ceiling:g} mg in one session and at least "
                 f"{label.min_observation_minutes} minutes of observation. A clinic may tighten these, never loosen them.")
         elif loosened and current_user.role.value != "admin":
-            form.errors["loosen"] = ("Loosening a limit beyond its label default needs an administrator: "
+            problems["loosen"] = ("Loosening a limit beyond its label default needs an administrator: "
                                       + "; ".join(loosened) + ".")
-        if not form.ok:
+        if problems:
             audit.record_denied("dose_limit.loosen", object_type="dose_limit", object_id=modality.value,
                                 detail="; ".join(loosened)[:500])
-    if not form.ok:
-        return _page(422, errors=form.errors, values=form.values, editing=modality)
+    if new is None or problems:
+        return _page(422, errors={**form.messages, **problems}, values=form.values, editing=modality)
     row = db.exec(select(dosing.DoseLimit).where(dosing.DoseLimit.clinic_id == g.clinic.id,
                                                  dosing.DoseLimit.modality == modality)).first()
     row = row or dosing.DoseLimit(clinic_id=g.clinic.id, modality=modality, unit=label.unit)
