@@ -118,7 +118,7 @@ class NpiField(TextField):
 
 class EinField(TextField):
     def __init__(self, label="EIN", **kw):
-        super().__init__(label, [_problem(ein_problem)], max_len=10, **kw)
+        super().__init__(label, [_bare(ein_problem)], max_len=10, **kw)
 
 
 class TimezoneField(TextField):
@@ -283,6 +283,14 @@ def _problem(check):
     def validate(form, field):
         if field.data and (problem := check(field.data)):
             raise ValidationError(f"{field.label.text}: {problem}")
+    return validate
+
+
+def _bare(check):
+    """As _problem, for checks whose message already names the field ("An EIN is nine digits...")."""
+    def validate(form, field):
+        if field.data and (problem := check(field.data)):
+            raise ValidationError(problem)
     return validate
 
 

@@ -12,16 +12,13 @@ from sqlmodel import select
 from core import audit
 from core.auth import end_other_sessions, hash_password, password_problem, staff
 from core.db import get_session
-from core.forms import Form, common_timezones
-from core.models import STAFF_ROLES, ClinicianKind, Membership, OutsideClinician, Provider, Role, User, utcnow
-from core.rems.enrollment import id_problem as rems_id_problem
+from core.clock import common_timezones
+from core.models import ClinicianKind, Membership, OutsideClinician, Provider, Role, User, utcnow
+from core.views.settings_forms import (CLINICIAN_KINDS, PLACES_OF_SERVICE, STAFF_ROLE_NAMES, ClinicForm, ClinicianForm,
+                                      ProviderForm, UserForm, UserUpdateForm)
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 MANAGERS = ("admin", "manager")
-PLACES_OF_SERVICE = {"11": "11 Office", "02": "02 Telehealth (not in patient's home)", "10": "10 Telehealth in patient's home",
-                     "22": "22 Outpatient hospital", "49": "49 Independent clinic"}
-CLINIC_TEXT = [("name", "Clinic name", 200, True), ("address_line1", "Address", 200, True),
-               ("address_line2", "Address line 2", 200, False), ("city", "City", 100, True)]
 
 
 def _page(template: str, status: int = 200, **ctx):
@@ -40,27 +37,11 @@ def clinic():
     if request.method == "GET":
         return _page("clinic.html", values={f: getattr(c, f) for f in fields}, zones=[(z, z) for z in common_timezones()],
                      places=PLACES_OF_SERVICE)
-    form = Form(request.form)
-    for name, label, max_len, required in CLINIC_TEXT:
-        form.text(name, label, required=required, max_len=max_len)
-    form.state("state")
-    if not form.values["state"]:
-        form.errors["state"] = "State is required."
-    form.postal("postal_code")
-    form.phone("phone", "Phone")
-    form.phone("fax", "Fax")
-    form.timezone("timezone")
-    form.ein("ein", "EIN")
-    form.npi("npi", "Organization NPI", kind=2)
-    form.choice("place_of_service", "Place of service", PLACES_OF_SERVICE)
-    if problem := rems_id_problem(form.text("rems_setting_id", "Spravato REMS setting ID", max_len=40),
-                                  "Spravato REMS setting ID"):
-        form.errors["rems_setting_id"] = problem
-    if not form.ok:
-        return _page("clinic.html", 422, values=form.values, errors=form.errors, zones=[(z, z) for z in common_timezones()],
+    form = ClinicForm()
+    if not form.validate():
+        return _page("clinic.html", 422, values=form.values, errors=form.messages, zones=[(z, z) for z in common_timezones()],
                      places=PLACES_OF_SERVICE)
-    for f in fields:
-        setattr(c, f, form.values[f])
+    form.apply(c, fields)
     get_session().add(c)
     audit.record("clinic.update", object_type="clinic", object_id=c.id)
     flash("Clinic settings saved.")
@@ -68,18 +49,6 @@ def clinic():
 
 
 # -- providers ----------------------------------------------------------------------------
-
-def _provider_form(data) -> Form:
-    form = Form(data)
-    form.text("first_name", "First name", required=True, max_len=100)
-    form.text("last_name", "Last name", required=True, max_len=100)
-    form.text("credentials", "Credentials", max_len=40)
-    form.npi("npi", "NPI", kind=1, required=True)
-    form.text("license_number", "License number", max_len=40)
-    form.state("license_state", "License state")
-    form.checked("active")
-    return form
-
 
 def _get_provider(provider_id: int) -> Provider:
     p = get_session().exec(select(Provider).where(Provider.id == provider_id, Provider.clinic_id == g.clinic.id)).first()
@@ -99,11 +68,11 @@ def _providers():
 def providers():
     if request.method == "GET":
         return _page("providers.html", providers=_providers(), values={"active": True})
-    form = _provider_form(request.form)
-    if not form.ok:
-        return _page("providers.html", 422, providers=_providers(), values=form.values, errors=form.errors)
-    p = Provider(clinic_id=g.clinic.id, **{k: form.values[k] for k in (
-        "first_name", "last_name", "credentials", "npi", "license_number", "license_state")}, active=True)
+    form = ProviderForm()
+    if not form.validate():
+        return _page("providers.html", 422, providers=_providers(), values=form.values, errors=form.messages)
+    p = Provider(clinic_id=g.clinic.id, first_name="", last_name="", npi="", active=True)
+    form.apply(p, ("first_name", "last_name", "credentials", "npi", "license_number", "license_state"))
     db = get_session()
     db.add(p)
     db.flush()
@@ -119,11 +88,10 @@ def edit_provider(provider_id: int):
     keys = ("first_name", "last_name", "credentials", "npi", "license_number", "license_state", "active")
     if request.method == "GET":
         return _page("provider.html", provider=p, values={k: getattr(p, k) for k in keys})
-    form = _provider_form(request.form)
-    if not form.ok:
-        return _page("provider.html", 422, provider=p, values=form.values, errors=form.errors)
-    for k in keys:
-        setattr(p, k, form.values[k])
+    form = ProviderForm()
+    if not form.validate():
+        return _page("provider.html", 422, provider=p, values=form.values, errors=form.messages)
+    form.apply(p, keys)
     get_session().add(p)
     audit.record("provider.update", object_type="provider", object_id=p.id)
     flash("Provider saved.")
@@ -132,7 +100,6 @@ def edit_provider(provider_id: int):
 
 # -- users and roles ----------------------------------------------------------------------
 
-STAFF_ROLE_NAMES = [r.value for r in STAFF_ROLES]
 ROLE_OPTIONS = [(r, r.replace("_", " ").capitalize()) for r in STAFF_ROLE_NAMES]
 
 
@@ -148,18 +115,16 @@ def users():
     if request.method == "GET":
         return _page("users.html", users=_users(), roles=STAFF_ROLE_NAMES, role_options=ROLE_OPTIONS, values={"role": "front_desk"})
     db = get_session()
-    form = Form(request.form)
-    form.text("name", "Name", required=True, max_len=200)
-    email = form.email("email", "Email", required=True).lower()
-    role = form.choice("role", "Role", STAFF_ROLE_NAMES)
-    password = request.form.get("password", "")
-    if problem := password_problem(password, email=email):
-        form.errors["password"] = problem
-    if email and "email" not in form.errors and db.exec(select(User.id).where(User.email == email)).first():
-        form.errors["email"] = "An account with that email already exists."
-    if not form.ok:
-        return _page("users.html", 422, users=_users(), roles=STAFF_ROLE_NAMES, role_options=ROLE_OPTIONS, values=form.values, errors=form.errors)
-    user = User(email=email, name=form.values["name"], role=Role(role), password_hash=hash_password(password),
+    form = UserForm()
+    form.validate()
+    email, role, password = (form.email.data or "").lower(), form.role.data, form.password.data
+    if not form.password.errors and (problem := password_problem(password, email=email)):
+        form.refuse("password", problem)
+    if email and not form.email.errors and db.exec(select(User.id).where(User.email == email)).first():
+        form.refuse("email", "An account with that email already exists.")
+    if form.messages:
+        return _page("users.html", 422, users=_users(), roles=STAFF_ROLE_NAMES, role_options=ROLE_OPTIONS, values=form.values, errors=form.messages)
+    user = User(email=email, name=form.name.data, role=Role(role), password_hash=hash_password(password),
                 created_at=utcnow())
     db.add(user)
     db.flush()
@@ -179,8 +144,9 @@ def update_user(user_id: int):
     if user is None or user.role == Role.patient:
         audit.record_denied("user.access", object_type="user", object_id=user_id)
         abort(404)
-    role = request.form.get("role", user.role.value)
-    active = request.form.get("active") == "1"
+    form = UserUpdateForm()
+    role = form.role.data if form.role.posted else user.role.value
+    active = form.active.data
     if role not in STAFF_ROLE_NAMES:
         return _page("users.html", 422, users=_users(), roles=STAFF_ROLE_NAMES, role_options=ROLE_OPTIONS, values={"role": "front_desk"},
                      errors={f"user_{user.id}": "Choose one of the staff roles."})
@@ -206,23 +172,6 @@ def update_user(user_id: int):
 
 # -- outside clinicians -------------------------------------------------------------------
 
-CLINICIAN_KINDS = {k.value: k.value.replace("_", " ").capitalize() for k in ClinicianKind}
-
-
-def _clinician_form(data) -> Form:
-    form = Form(data)
-    form.choice("kind", "Kind", CLINICIAN_KINDS)
-    form.text("name", "Name", required=True, max_len=200)
-    form.text("credentials", "Credentials", max_len=40)
-    form.text("practice", "Practice", max_len=200)
-    form.npi("npi", "NPI")
-    form.phone("phone", "Phone")
-    form.phone("fax", "Fax")
-    form.email("email", "Email")
-    form.text("address", "Address", max_len=400)
-    return form
-
-
 def _clinicians():
     return get_session().exec(select(OutsideClinician).where(OutsideClinician.clinic_id == g.clinic.id)
                               .order_by(OutsideClinician.name)).all()
@@ -233,13 +182,12 @@ def _clinicians():
 def clinicians():
     if request.method == "GET":
         return _page("clinicians.html", clinicians=_clinicians(), kinds=CLINICIAN_KINDS, values={})
-    form = _clinician_form(request.form)
-    if not form.ok:
+    form = ClinicianForm()
+    if not form.validate():
         return _page("clinicians.html", 422, clinicians=_clinicians(), kinds=CLINICIAN_KINDS, values=form.values,
-                     errors=form.errors)
-    c = OutsideClinician(clinic_id=g.clinic.id, kind=ClinicianKind(form.values["kind"]),
-                         **{k: form.values[k] for k in ("name", "credentials", "practice", "npi", "phone", "fax",
-                                                        "email", "address")})
+                     errors=form.messages)
+    c = OutsideClinician(clinic_id=g.clinic.id, kind=ClinicianKind(form.kind.data), name="")
+    form.apply(c, ("name", "credentials", "practice", "npi", "phone", "fax", "email", "address"))
     db = get_session()
     db.add(c)
     db.flush()
@@ -260,11 +208,11 @@ def edit_clinician(clinician_id: int):
     if request.method == "GET":
         return _page("clinician.html", clinician=c, kinds=CLINICIAN_KINDS,
                      values={k: getattr(getattr(c, k), "value", getattr(c, k)) for k in keys})
-    form = _clinician_form(request.form)
-    if not form.ok:
-        return _page("clinician.html", 422, clinician=c, kinds=CLINICIAN_KINDS, values=form.values, errors=form.errors)
-    for k in keys:
-        setattr(c, k, ClinicianKind(form.values[k]) if k == "kind" else form.values[k])
+    form = ClinicianForm()
+    if not form.validate():
+        return _page("clinician.html", 422, clinician=c, kinds=CLINICIAN_KINDS, values=form.values, errors=form.messages)
+    form.apply(c, keys[1:])
+    c.kind = ClinicianKind(form.kind.data)
     get_session().add(c)
     audit.record("outside_clinician.update", object_type="outside_clinician", object_id=c.id)
     flash("Outside clinician saved.")
