@@ -6,13 +6,11 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlmodel import select
-from wtforms import BooleanField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import StopValidation
 
 from core import audit, mfa
-from core.validators import db_int
+from core.form_fields import CheckField, GliaForm, Posted, SecretField
 from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end_other_sessions, end_session,
                        hash_password, hasher, home_url, last_used_clinic, note_clinic_used, password_problem,
                        public, safe_next, signed_in, staff, start_session, while_enrolling)
@@ -24,6 +22,45 @@ from core.web import limiter
 bp = Blueprint("auth", __name__)
 GENERIC_FAILURE = "That email and password do not match an active account."
 PENDING_SECONDS = 300  # from the password to the code
+
+
+class LoginForm(GliaForm):
+    email = Posted("Email", max_len=254)
+    password = SecretField("Password")
+    next = Posted(max_len=2000)  # where to go after; safe_next keeps it on this site
+
+
+class CodeForm(GliaForm):
+    """A code from the authenticator app (or a recovery code)."""
+
+    code = Posted("Code", max_len=64)
+
+    def validate_code(self, field):
+        if not field.data:
+            raise StopValidation("Enter the code.")
+
+
+class PasswordForm(GliaForm):
+    password = SecretField("Your password")
+    next = Posted(max_len=2000)
+
+    def validate_password(self, field):
+        if not field.data:
+            raise StopValidation("Enter your password.")
+
+
+class ChangePasswordForm(GliaForm):
+    current = SecretField("Current password")
+    new = SecretField("New password")
+    confirm = SecretField("New password again")
+
+
+class SwitchClinicForm(GliaForm):
+    clinic_id = Posted("Clinic", max_len=12)
+
+
+class ClinicMfaForm(GliaForm):
+    all_staff = CheckField("Require a second sign-in step for all staff of this clinic")
 
 
 def _login_rate():
@@ -41,15 +78,14 @@ def login():
     if request.method == "GET":
         return render_template("auth/login.html", next=request.args.get("next", ""))
     db = get_session()
-    email = request.form.get("email", "").strip().lower()[:254]
-    password = request.form.get("password", "")[:1024]
+    form = LoginForm()
+    email, password = form.email.data.lower(), form.password.data[:1024]
     user = db.exec(select(User).where(User.email == email)).first() if email else None
     locked = _locked(user)
     ok = check_password(user, password) and not locked and user.active
     if not ok:
         _count_failure(db, user, locked, "auth.login_failed")
-        return render_template("auth/login.html", error=GENERIC_FAILURE,
-                               next=request.form.get("next", "")), 401
+        return render_template("auth/login.html", error=GENERIC_FAILURE, next=form.next.data), 401
     if hasher.check_needs_rehash(user.password_hash):  # hashing parameters were raised since
         user.password_hash = hash_password(password)
         db.add(user)
@@ -60,9 +96,9 @@ def login():
         # half signed in: the cookie names who passed the password, but no session exists, so
         # every page but the code step is refused as for anyone signed out
         session.clear()
-        session["mfa_pending"] = {"uid": user.id, "at": int(time.time()), "next": request.form.get("next", "")}
+        session["mfa_pending"] = {"uid": user.id, "at": int(time.time()), "next": form.next.data}
         return redirect(url_for("auth.login_code"))
-    return _signed_in(user, clinics, request.form.get("next"))
+    return _signed_in(user, clinics, form.next.data)
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -80,7 +116,7 @@ def login_code():
     if request.method == "GET":
         return render_template("auth/login_code.html")
     locked = _locked(user)
-    kind = mfa.verify(db, user, request.form.get("code", "")[:64]) if user.active and not locked else None
+    kind = mfa.verify(db, user, CodeForm().code.data) if user.active and not locked else None
     if kind is None:
         if _count_failure(db, user, locked, "auth.mfa_failed"):
             session.pop("mfa_pending", None)
@@ -140,7 +176,7 @@ def logout():
 @bp.route("/switch-clinic", methods=["POST"])
 @staff()
 def switch_clinic():
-    wanted = request.form.get("clinic_id", type=db_int)
+    wanted = SwitchClinicForm().clinic_id.number()
     if wanted not in {c.id for c in clinics_of(current_user)}:
         abort(404)
     g.user_session.clinic_id = wanted
@@ -160,7 +196,7 @@ def tablet_unlock():
     db = get_session()
     user = db.get(User, current_user.id)
     form = PasswordForm()
-    next_url = safe_next(request.form.get("next"), url_for("dashboard.index"))
+    next_url = safe_next(form.next.data, url_for("dashboard.index"))
     if locked_patient() is None:
         return redirect(next_url)
     locked = _locked(user)
@@ -169,7 +205,7 @@ def tablet_unlock():
             end_session()
             flash("Too many wrong passwords: you were signed out, and the account is locked for a while.")
             return redirect(url_for("auth.login"))
-        return lock_screen(422, error="That password is not right.", next_url=request.form.get("next", ""))
+        return lock_screen(422, error="That password is not right.", next_url=form.next.data)
     user.failed_logins = 0
     db.add(user)
     unlock()
@@ -185,12 +221,13 @@ def change_password():
         return render_template("auth/password.html")
     db = get_session()
     user = db.get(User, current_user.id)
-    if not check_password(user, request.form.get("current", "")[:1024]):
+    form = ChangePasswordForm()
+    if not check_password(user, form.current.data[:1024]):
         audit.record_denied("auth.password_change_failed", object_type="user", object_id=user.id)
         return render_template("auth/password.html", error="Your current password is not right."), 422
-    new = request.form.get("new", "")
+    new = form.new.data
     problem = password_problem(new, email=user.email, name=user.name)
-    if problem is None and new != request.form.get("confirm", ""):
+    if problem is None and new != form.confirm.data:
         problem = "The two new passwords differ."
     if problem:
         return render_template("auth/password.html", error=problem), 422
@@ -203,22 +240,6 @@ def change_password():
 
 
 # -- the second factor -------------------------------------------------------------------
-
-class CodeForm(FlaskForm):
-    code = StringField("Code", validators=[DataRequired("Enter the code."), Length(max=64)])
-
-
-class PasswordForm(FlaskForm):
-    password = PasswordField("Your password", validators=[DataRequired("Enter your password."), Length(max=1024)])
-
-
-class ClinicMfaForm(FlaskForm):
-    all_staff = BooleanField("Require a second sign-in step for all staff of this clinic")
-
-
-def _errors(form: FlaskForm) -> dict:
-    return {name: messages[0] for name, messages in form.errors.items() if name != "csrf_token"}
-
 
 def _mfa_page(status: int = 200, **ctx):
     db = get_session()
@@ -265,7 +286,7 @@ def mfa_setup():
         return render_template("auth/mfa_setup.html", **page)
     codes = mfa.confirm_enrolment(db, user, factor, form.code.data or "") if form.validate() else None
     if codes is None:
-        page["errors"] = _errors(form) or {"code": "That code does not match. Check the time on your phone and "
+        page["errors"] = form.messages or {"code": "That code does not match. Check the time on your phone and "
                                                    "enter the code the app shows now."}
         return render_template("auth/mfa_setup.html", **page), 422
     audit.record("auth.mfa_enrolled", object_type="user", object_id=user.id)
