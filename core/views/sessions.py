@@ -66,7 +66,7 @@ def _context(t: TreatmentSession, patient: Patient) -> dict:
     return {"t": t, "patient": patient, "provider": provider, "vitals": vitals_rows,
             "by_phase": {v.phase.value: v for v in vitals_rows}, "effects": effects, "reasons": reasons,
             "clinical": is_clinical(current_user), "charting": current_user.role.value in CHARTING_ROLES,
-            "side_effects": SIDE_EFFECTS, "severities": SEVERITIES, "errors": {}, "values": {}, "S": S,
+            "side_effects": SIDE_EFFECTS, "severity_options": [(s, s.capitalize()) for s in SEVERITIES], "errors": {}, "values": {}, "S": S,
             "limits": limits, "people": people, "clock": _clock(t, limits) if t.status == S.monitoring else None,
             "first_of_course": t.status == S.in_progress and bool(limits.first_dose) and dosing.first_of_course(db, t),
             "panels": hooks.ordered(panels), "plugin_errors": plugin_errors, "gates_off": gates_off(db, g.clinic)}
