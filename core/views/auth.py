@@ -218,19 +218,21 @@ def tablet_unlock():
 def change_password():
     """A new password ends every other session of the account (a thief's copied cookie too)."""
     if request.method == "GET":
-        return render_template("auth/password.html")
+        return render_template("auth/password.html", errors={})
     db = get_session()
     user = db.get(User, current_user.id)
     form = ChangePasswordForm()
     if not check_password(user, form.current.data[:1024]):
         audit.record_denied("auth.password_change_failed", object_type="user", object_id=user.id)
-        return render_template("auth/password.html", error="Your current password is not right."), 422
+        return render_template("auth/password.html", errors={"current": "Your current password is not right."}), 422
     new = form.new.data
-    problem = password_problem(new, email=user.email, name=user.name)
-    if problem is None and new != form.confirm.data:
-        problem = "The two new passwords differ."
-    if problem:
-        return render_template("auth/password.html", error=problem), 422
+    errors = {}
+    if problem := password_problem(new, email=user.email, name=user.name):
+        errors["new"] = problem
+    elif new != form.confirm.data:
+        errors["confirm"] = "The two new passwords differ."
+    if errors:
+        return render_template("auth/password.html", errors=errors), 422
     user.password_hash = hash_password(new)
     db.add(user)
     ended = end_other_sessions(user, keep=g.user_session.id)
