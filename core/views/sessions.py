@@ -168,7 +168,7 @@ def monitor(session_id: int):
     db = get_session()
     form = MonitorForm(lot_required=t.modality == ESKETAMINE)
     limits = dosing.limits_for(db, g.clinic.id, t.modality)
-    ok = form.validate()
+    form.validate()  # the checks below add to the fields' messages; any message refuses the form
     dose, weight = form.dose_mg.number, form.weight_kg.number
     if weight is None and not form.weight_kg.errors:
         weight = t.weight_kg
@@ -187,7 +187,7 @@ def monitor(session_id: int):
         workflow.require(t, S.monitoring, form.version.data)
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
-    if not ok or form.messages:
+    if form.messages:
         return _render(t, patient, status=422, errors=form.messages, values=form.values, review=review)
     override = review.needs_override
     effects = form.effects
