@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from core.models import Clinic, OutsideClinician, SessionStatus, VitalSign
 from tests.support import login, post
-from tests.test_workflow import count, fresh, session_of
+from tests.test_workflow import count, fresh, reader, session_of
 
 ROOT = Path(__file__).resolve().parent.parent
 S = SessionStatus
@@ -62,7 +62,8 @@ def test_undeclared_fields_are_ignored(app, client, db):
     resp = post(app, manager, "/settings/clinicians", {"kind": "psychiatrist", "name": "Dr. Declared",
                                                       "clinic_id": str(other.id), "id": "1", "role": "admin"})
     assert resp.status_code == 302
-    row = db.exec(select(OutsideClinician).where(OutsideClinician.name == "Dr. Declared")).one()
+    with reader(db) as s:
+        row = s.exec(select(OutsideClinician).where(OutsideClinician.name == "Dr. Declared")).one()
     assert row.clinic_id == t.clinic_id != other.id
 
 
