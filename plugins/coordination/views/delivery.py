@@ -61,23 +61,13 @@ def mark_sent(letter_id: int):
 def add_permission(patient_id: int):
     patient = _patient(patient_id)
     session = get_session()
-    form = PermissionForm()
-    recipient_id = form.recipient
     team = {c.id for _m, c in letters.care_team(session, g.clinic, patient.id)}
-    try:
-        if recipient_id not in team:
-            raise ValueError("Choose a recipient from this patient's care team.")
-        granted = parse_date(form.granted_on.data, field="Date given")
-        if granted > compose.clinic_today(g.clinic):
-            raise ValueError("The date the permission was given cannot be in the future.")
-        expires = None
-        if form.expires_on.data:
-            expires = parse_date(form.expires_on.data, field="Expires", not_before=granted)
-    except ValueError as problem:
-        return _patient_page(patient, error=str(problem), form=posted(form), status=422)
+    form = PermissionForm(team=team, today=compose.clinic_today(g.clinic))
+    if not form.validate():
+        return _patient_page(patient, errors=form.messages, form=posted(form), status=422)
     row = CoordinationPermission(
-        clinic_id=g.clinic.id, patient_id=patient.id, recipient_id=recipient_id, granted_on=granted,
-        expires_on=expires, covers_psychotherapy_notes=form.covers_psychotherapy_notes.data,
+        clinic_id=g.clinic.id, patient_id=patient.id, recipient_id=form.recipient, granted_on=form.granted,
+        expires_on=form.expires, covers_psychotherapy_notes=form.covers_psychotherapy_notes.data,
         covers_part2=form.covers_part2.data, recorded_by_id=current_user.id,
         recorded_at=letters.utcnow())
     session.add(row)

@@ -6,8 +6,10 @@ what these forms carry; the forms own the shape of the post.
 """
 from __future__ import annotations
 
+from datetime import date
+
 from core.form_fields import GliaForm, PostedField, TickField
-from core.validators import db_int
+from core.validators import db_int, parse_date
 from plugins.coordination import compose, wording
 
 
@@ -66,16 +68,40 @@ class SentForm(GliaForm):
 
 
 class PermissionForm(GliaForm):
-    """The patient's permission to share with one recipient of the care team."""
+    """The patient's permission to share with one recipient of their care team (``team``: ids), given
+    by ``today`` at the latest; once valid, ``granted`` and ``expires`` hold its dates."""
     recipient_id = PostedField("Recipient")
     granted_on = PostedField("Date given")
     expires_on = PostedField("Expires")
     covers_psychotherapy_notes = TickField("Authorizes psychotherapy notes")
     covers_part2 = TickField("Consents to 42 CFR Part 2 records")
 
+    def __init__(self, *args, team: set[int], today: date, **kw):
+        super().__init__(*args, **kw)
+        self.team, self.today = team, today
+        self.granted: date | None = None
+        self.expires: date | None = None
+
     @property
     def recipient(self) -> int | None:
         return _whole(self.recipient_id)
+
+    def validate(self, extra_validators=None):
+        super().validate(extra_validators)
+        if self.recipient not in self.team:
+            self.recipient_id.errors = ["Choose a recipient from this patient's care team."]
+        try:
+            self.granted = parse_date(self.granted_on.data, field="Date given")
+        except ValueError as problem:
+            self.granted_on.errors = [str(problem)]
+        if self.granted and self.granted > self.today:
+            self.granted_on.errors = ["The date the permission was given cannot be in the future."]
+        if self.expires_on.data and self.granted:
+            try:
+                self.expires = parse_date(self.expires_on.data, field="Expires", not_before=self.granted)
+            except ValueError as problem:
+                self.expires_on.errors = [str(problem)]
+        return not self.errors
 
 
 def posted(form: GliaForm) -> dict[str, str]:
