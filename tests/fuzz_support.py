@@ -15,8 +15,6 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 from sqlmodel import SQLModel
 from werkzeug.exceptions import HTTPException
-from wtforms import Form
-from wtforms.fields.core import UnboundField
 
 from core import dosing
 from tests.security_support import engine_of, tables
@@ -154,20 +152,10 @@ def learn_fields(app, clients, clinic_id: int) -> dict[str, set[str]]:
 _READS = re.compile(r'form(?:\.get|\.getlist)?[\[(]\s*"([a-z][a-z0-9_]*)"|\.\w+\(\s*"([a-z][a-z0-9_]*)",\s*"')
 
 
-_FORM_CLASSES = re.compile(r"\b([A-Z]\w*Form)\(")
-
-
 def read_by_view(app, endpoint: str) -> set[str]:
-    """The names a view reads (request.form.get("x"), form.text("x", "Label"), the fields of a WTForms
-    class it builds), for forms no page showed."""
-    view = inspect.unwrap(app.view_functions[endpoint])
-    source = inspect.getsource(view)
-    names = {a or b for a, b in _READS.findall(source)}
-    for name in _FORM_CLASSES.findall(source):
-        cls = view.__globals__.get(name)
-        if isinstance(cls, type) and issubclass(cls, Form):
-            names |= {k for k in dir(cls) if isinstance(getattr(cls, k), UnboundField)}
-    return names
+    """The names a view reads (request.form.get("x"), form.text("x", "Label")), for forms no page showed."""
+    source = inspect.getsource(app.view_functions[endpoint])
+    return {a or b for a, b in _READS.findall(source)}
 
 
 def row_counts(app) -> dict[str, int]:
