@@ -327,3 +327,29 @@ def _postal(form, field):
     digits = (field.data or "").replace("-", "")
     if field.data and not (digits.isdigit() and len(digits) in (5, 9)):
         raise ValidationError("Enter a ZIP code such as 97477 or 97477-1234.")
+
+
+class PostedField(StringField):
+    """A value the view or its rules check themselves (a token, an id, a version, a button);
+    trimmed and NFC-normalised, ``default`` ("") when not posted."""
+
+    def __init__(self, label="", validators=(), *, default="", filters=(), **kw):
+        super().__init__(label, validators, filters=[_clean, *filters], default=default, **kw)
+
+    @property
+    def posted(self) -> bool:
+        return bool(self.raw_data)
+
+    def shown(self):
+        return self.data or ""
+
+
+class TickField(BooleanField):
+    """A checkbox ticked only when posted as 1, on, yes or true: any other value is not a tick, which a
+    signature or a consent's statement needs (CheckField counts any unknown value as ticked)."""
+
+    def process_formdata(self, valuelist):
+        self.data = bool(valuelist) and valuelist[0] in ("1", "on", "yes", "true")
+
+    def shown(self):
+        return bool(self.data)

@@ -13,11 +13,11 @@ from sqlmodel import select
 from core import audit
 from core.auth import safe_next, staff
 from core.db import get_session
-from core.forms import Form
 from core.web import after_commit
 from plugins.consent import documents, service
 from plugins.consent.models import ConsentRevocation, ConsentTemplate
 from plugins.consent.views.base import bp, patient_or_404
+from plugins.consent.views.forms import AttestForm
 from plugins.consent.views.signing import consent_or_404
 
 
@@ -27,7 +27,7 @@ def attest(patient_id: int, consent_id: int):
     p = patient_or_404(patient_id)
     record = consent_or_404(p, consent_id)
     db = get_session()
-    back = safe_next(request.values.get("next"), url_for("consent.patient", patient_id=p.id))
+    back = safe_next(request.args.get("next"), url_for("consent.patient", patient_id=p.id))
     provider = documents.attester(db, g.clinic, current_user)
     if provider is None:
         audit.record_denied("consent.attest", object_type="consent", object_id=record.id, patient_id=p.id)
@@ -51,10 +51,9 @@ def attest(patient_id: int, consent_id: int):
     if request.method == "GET":
         audit.record("consent.view", object_type="consent", object_id=record.id, patient_id=p.id)
         return page()
-    form = Form(request.form)
-    if not form.checked("attest"):
-        return page(422, {"attest": "Tick the box to confirm that you explained this consent and answered the "
-                                    "patient's questions, and sign."})
+    form = AttestForm()
+    if not form.validate():
+        return page(422, form.messages)
     savepoint = db.begin_nested()
     try:
         att = documents.attest(db, g.clinic, record, current_user, provider, ip=request.remote_addr or "")

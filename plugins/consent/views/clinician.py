@@ -15,28 +15,13 @@ from sqlmodel import select
 from core import audit
 from core.auth import safe_next, staff
 from core.db import get_session
-from core.forms import Form
 from core.models import MODALITY_LABELS, Patient, TreatmentSession
 from core.web import after_commit
 from plugins.consent import gate, service, status
 from plugins.consent.models import ContraindicationItem, Screening
 from plugins.consent.screening import clear_item
-from plugins.consent.views.base import bp, control_characters, deny, patient_or_404
-
-MAX_STATEMENT = 2000
-
-
-def _statement(form: Form, name: str, what: str, *, min_len: int) -> str:
-    """A clinician's written reason: long enough to mean something, plain text, at most 2000 characters."""
-    value = form.text(name, what.capitalize(), max_len=MAX_STATEMENT)
-    if name in form.errors:
-        return value
-    if len(value) < min_len:
-        form.errors[name] = f"Write {what} (at least {min_len} characters)."
-    elif control_characters(value):
-        form.errors[name] = "Remove the control characters from the text (they may come from a paste)."
-    return value
-
+from plugins.consent.views.base import bp, deny, patient_or_404
+from plugins.consent.views.forms import AcknowledgeForm, ReviewForm
 
 def _history_of(p: Patient) -> status.PatientStatus:
     st = status.status_for(get_session(), g.clinic, [p.id])[p.id]
@@ -59,15 +44,12 @@ def _ack_form(p: Patient, *, title: str, label: str, context: str, action: str, 
 
     if request.method == "GET":
         return page()
-    if stale is not None and (why := stale(request.form)):
+    form = AcknowledgeForm()
+    if stale is not None and (why := stale(form)):
         return page(409, conflict=why)
-    form = Form(request.form)
-    rationale = _statement(form, "rationale", "the clinical rationale for proceeding", min_len=15)
-    if not form.checked("attest"):
-        form.errors["attest"] = "Confirm that you have weighed this risk and take responsibility for proceeding."
-    if not form.ok:
-        return page(422, form.errors, {"rationale": rationale})
-    ack = on_save(rationale)
+    if not form.validate():
+        return page(422, form.messages, {"rationale": form.rationale.data})
+    ack = on_save(form.rationale.data)
     # the kind only: which contraindication a patient has is clinical detail, kept out of the audit log
     audit.record("consent.acknowledged", object_type="acknowledgement", object_id=ack.id, patient_id=p.id,
                  detail="blood pressure" if ack.item_code == service.BP_CODE else "screening item")
@@ -142,7 +124,7 @@ def acknowledge_bp(treatment_id: int):
         return redirect(back)
 
     def stale(form) -> str:
-        if form.get("vital_id") != str(vital.id):
+        if form.vital_id.data != str(vital.id):
             return (f"A newer reading, {vital.systolic}/{vital.diastolic}, was recorded while this page was open. "
                     "Nothing was saved: read it below and sign again if you still want to proceed.")
         return ""
@@ -179,7 +161,7 @@ def review(patient_id: int, item_id: int):
     item = _history_of(p).items.get(_question(item_id, p.id).code)
     if item is None or not item.ever_yes:
         abort(404)
-    back = safe_next(request.values.get("next"), url_for("consent.patient", patient_id=p.id))
+    back = safe_next(request.args.get("next"), url_for("consent.patient", patient_id=p.id))
 
     def page(status=200, errors=None, values=None, conflict=""):
         return render_template("consent/review.html", patient=p, item=item, errors=errors or {},
@@ -190,16 +172,14 @@ def review(patient_id: int, item_id: int):
         return page()
     if not item.needs_review:
         return page(409, conflict="There is no changed answer to confirm for this item any more. Nothing was saved.")
-    if (request.form.get("yes_screening_id"), request.form.get("no_screening_id")) != (
+    form = ReviewForm()
+    if (form.yes_screening_id.data, form.no_screening_id.data) != (
             str(item.yes.screening_id), str(item.pending_no.screening_id)):
         return page(409, conflict="The answers changed while this page was open (a newer screening was recorded). "
                                   "Nothing was saved: read the history below and confirm again.")
-    form = Form(request.form)
-    reason = _statement(form, "reason", "the reason the earlier answer no longer applies", min_len=10)
-    if not form.checked("attest"):
-        form.errors["attest"] = "Tick the box to confirm that you reviewed the change, and sign."
-    if not form.ok:
-        return page(422, form.errors, {"reason": reason})
+    if not form.validate():
+        return page(422, form.messages, {"reason": form.reason.data})
+    reason = form.reason.data
     db = get_session()
     savepoint = db.begin_nested()
     try:

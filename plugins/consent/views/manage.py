@@ -14,10 +14,10 @@ from core import audit
 from core.auth import staff
 from core.db import get_session
 from core.models import MODALITY_LABELS, Modality, utcnow
-from core.validators import clean_text
 from plugins.consent import service
 from plugins.consent.models import ConsentTemplate, ContraindicationItem, SignedConsent
 from plugins.consent.views.base import MANAGERS, bp, deny, template_or_404
+from plugins.consent.views.forms import TemplateForm, question_form, settings_form
 
 
 @bp.get("/templates")
@@ -49,23 +49,14 @@ def template_edit(kind: str):
 
     if request.method == "GET":
         return page()
-    values = {k: clean_text(request.form.get(k, "")).replace("\r\n", "\n") for k in
-              ("title", "body", "acknowledgements", "change_note")}
-    if request.form.get("base_version") != str(current.version):
+    form = TemplateForm()
+    values = form.shown
+    if form.base_version.data != str(current.version):
         return page(409, values=values, conflict=f"Someone saved version {current.version} while you were editing. "
                                                  "Compare with the current text below; nothing was saved.")
-    acks = [line.strip() for line in values["acknowledgements"].split("\n") if line.strip()]
-    errors = {}
-    if not 3 <= len(values["title"]) <= 200:
-        errors["title"] = "Give a title of 3 to 200 characters."
-    if not 20 <= len(values["body"]) <= 50_000:
-        errors["body"] = "The consent text must be between 20 and 50,000 characters."
-    if not acks or len(acks) > 20 or any(len(a) > 500 for a in acks):
-        errors["acknowledgements"] = "Give 1 to 20 statements to tick, one per line, each up to 500 characters."
-    if len(values["change_note"]) > 300:
-        errors["change_note"] = "Use at most 300 characters."
-    if errors:
-        return page(422, errors, values)
+    if not form.validate():
+        return page(422, form.messages, values)
+    acks = form.statements
     if (values["title"], values["body"], acks) == (current.title, current.body.strip(), current.acknowledgements):
         flash("No changes: the current version stays.")
         return redirect(url_for("consent.templates"))
@@ -78,20 +69,6 @@ def template_edit(kind: str):
                  detail=f"{kind} v{new.version}")
     flash(f"Saved as version {new.version}. Patients must sign it again before their next treatment.")
     return redirect(url_for("consent.templates"))
-
-
-def _item_values(form) -> tuple[dict, dict]:
-    values = {"label": clean_text(form.get("label")), "severity": form.get("severity", ""),
-              "modalities": [m for m in service.MODALITIES if form.get(f"modality_{m}") == "1"],
-              "active": form.get("active") == "1"}
-    errors = {}
-    if not 3 <= len(values["label"]) <= 300:
-        errors["label"] = "Give the question a label of 3 to 300 characters."
-    if values["severity"] not in ("absolute", "relative"):
-        errors["severity"] = "Choose absolute or relative."
-    if not values["modalities"]:
-        errors["modalities"] = "Choose at least one modality it applies to."
-    return values, errors
 
 
 def _items_page(status=200, errors=None, values=None, editing=None):
@@ -108,9 +85,10 @@ def contraindications():
     service.ensure_clinic_data(db, g.clinic)
     if request.method == "GET":
         return _items_page()
-    values, errors = _item_values(request.form)
-    if errors:
-        return _items_page(422, errors, values, editing="new")
+    form = question_form(service.MODALITIES)
+    if not form.validate():
+        return _items_page(422, form.messages, form.item_values, editing="new")
+    values = form.item_values
     position = db.exec(select(func.max(ContraindicationItem.position)).where(
         ContraindicationItem.clinic_id == g.clinic.id)).one() or 0
     db.add(ContraindicationItem(clinic_id=g.clinic.id, code=f"custom_{uuid.uuid4().hex[:10]}", position=position + 1,
@@ -129,10 +107,10 @@ def contraindication_edit(item_id: int):
                                                       ContraindicationItem.clinic_id == g.clinic.id)).first()
     if item is None:
         deny("contraindication", item_id)
-    values, errors = _item_values(request.form)
-    if errors:
-        return _items_page(422, errors, values, editing=item.id)
-    for key, value in values.items():
+    form = question_form(service.MODALITIES)
+    if not form.validate():
+        return _items_page(422, form.messages, form.item_values, editing=item.id)
+    for key, value in form.item_values.items():
         setattr(item, key, value)
     db.add(item)
     audit.record("consent.screening_list_changed", object_type="contraindication", object_id=item.id, detail="edited")
@@ -159,20 +137,13 @@ def settings():
     if request.method == "GET":
         return render_template("consent/settings.html", values=values, errors={}, modalities=modalities,
                                kinds=service.KINDS, limits=LIMITS)
-    new, errors = {}, {}
-    for m, _label in modalities:
-        new[f"required_{m}"] = [k for k in service.KINDS if request.form.get(f"required_{m}_{k}") == "1"]
+    form = settings_form([m for m, _label in modalities], service.KINDS, LIMITS)
+    form.validate()
+    new, errors = {**form.required, **form.numbers()}, form.messages
     for m in service.uninformed_modalities(new):
         titles = " or ".join(f"“{service.KINDS[k]}”" for k, informs in service.INFORMED.items() if m in informs)
         errors[f"required_{m}"] = (f"{MODALITY_LABELS[Modality(m)]} must require an informed consent: "
                                    f"tick {titles}.")
-    for key, (low, high) in LIMITS.items():
-        raw = request.form.get(key, "").strip()
-        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
-            errors[key] = f"Enter a whole number from {low} to {high}."
-            new[key] = raw
-        else:
-            new[key] = int(raw)
     if errors:
         return render_template("consent/settings.html", values={**values, **new}, errors=errors,
                                modalities=modalities, kinds=service.KINDS, limits=LIMITS), 422

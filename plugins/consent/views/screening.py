@@ -16,6 +16,7 @@ from core.tablet import tablet_page
 from plugins.consent import service, status
 from plugins.consent.screening import record_screening
 from plugins.consent.views.base import bp, patient_or_404
+from plugins.consent.views.forms import screening_form
 
 
 def _screen(p: Patient, *, channel: str):
@@ -26,17 +27,12 @@ def _screen(p: Patient, *, channel: str):
     if request.method == "GET":
         return render_template("consent/screening.html", patient=p, items=items, errors={}, values={},
                                action=action, on_portal=on_portal)
-    answers = {i.code: request.form.get(f"item_{i.code}", "") for i in items}
-    errors = {code: "Answer yes or no." for code, a in answers.items() if a not in ("yes", "no")}
-    answered_by = "patient" if on_portal else request.form.get("answered_by", "patient")
-    if answered_by not in ("patient", "staff"):
-        errors["answered_by"] = "Say who answered."
-    if errors:
-        return render_template("consent/screening.html", patient=p, items=items, errors=errors,
-                               values={**answers, "answered_by": answered_by}, action=action,
-                               on_portal=on_portal), 422
-    screening = record_screening(db, g.clinic, p, items, {c for c, a in answers.items() if a == "yes"},
-                                 answered_by=answered_by, channel=channel, user_id=current_user.id,
+    form = screening_form(items, on_portal=on_portal)
+    if not form.validate():
+        return render_template("consent/screening.html", patient=p, items=items, errors=form.messages,
+                               values=form.shown, action=action, on_portal=on_portal), 422
+    screening = record_screening(db, g.clinic, p, items, {c for c, a in form.answers.items() if a == "yes"},
+                                 answered_by=form.who, channel=channel, user_id=current_user.id,
                                  ip=request.remote_addr or "")
     audit.record("consent.screening_recorded", object_type="screening", object_id=screening.id, patient_id=p.id)
     if on_portal:

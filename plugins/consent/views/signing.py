@@ -2,8 +2,6 @@
 downloads and withdrawals. Bad input re-renders the form with 422 and writes nothing."""
 from __future__ import annotations
 
-import base64
-import re
 import uuid
 from pathlib import Path
 
@@ -21,11 +19,9 @@ from core.validators import clean_text
 from plugins.consent import documents, service, status
 from plugins.consent.models import Acknowledgement, ConsentRevocation, SignedConsent
 from plugins.consent.views.base import bp, deny, patient_or_404, template_or_404
+from plugins.consent.views.forms import RevokeForm, sign_form
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-TOKEN = re.compile(r"^[0-9a-f]{32}$")
-PNG_PREFIX = "data:image/png;base64,"
-MAX_SIGNATURE_BYTES = 200_000
 
 
 def consent_or_404(patient: Patient, consent_id: int) -> SignedConsent:
@@ -72,21 +68,6 @@ def patient(patient_id: int):
 
 # -- signing ---------------------------------------------------------------------------------
 
-def _signature(raw: str) -> tuple[bytes | None, str | None]:
-    """The drawn signature as PNG bytes, or an error; empty means "typed name only"."""
-    if not raw:
-        return None, None
-    if not raw.startswith(PNG_PREFIX) or len(raw) > MAX_SIGNATURE_BYTES * 4 // 3 + 64:
-        return None, "The drawn signature could not be read. Clear it and sign again, or leave it empty."
-    try:
-        data = base64.b64decode(raw[len(PNG_PREFIX):], validate=True)
-    except ValueError:
-        return None, "The drawn signature could not be read. Clear it and sign again, or leave it empty."
-    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return None, "The drawn signature could not be read. Clear it and sign again, or leave it empty."
-    return data, None
-
-
 def _same_name(a: str, b: str) -> bool:
     norm = lambda s: " ".join(clean_text(s).casefold().split())  # noqa: E731
     return norm(a) == norm(b)
@@ -100,10 +81,12 @@ def _sign(p: Patient, kind: str, *, channel: str):
     action = (url_for("consent.tablet_sign", patient_id=p.id, kind=kind) if on_tablet
               else url_for("consent.portal_sign", kind=kind))
 
+    form = sign_form(template, on_tablet=on_tablet, legal_name=p.legal_name, same_name=_same_name)
+
     def page(status=200, errors=None, values=None, conflict=""):
         return render_template("consent/sign.html", patient=p, template=template,
                                body=service.markdown(template.body, under=1),
-                               token=uuid.uuid4().hex if status != 422 else request.form.get("submission_token", ""),
+                               token=uuid.uuid4().hex if status != 422 else form.submission_token.data,
                                errors=errors or {}, values=values or {}, conflict=conflict, on_tablet=on_tablet,
                                action=action), status
 
@@ -111,9 +94,8 @@ def _sign(p: Patient, kind: str, *, channel: str):
         audit.record("consent.opened", object_type="consent_template", object_id=template.id, patient_id=p.id)
         return page()
 
-    form = request.form
-    token = form.get("submission_token", "")
-    if not TOKEN.match(token):
+    token = form.submission_token.data
+    if not form.token_ok:
         return page(422, {"form": "This form is incomplete. Please read the consent again and sign."})
     existing = db.exec(select(SignedConsent.id, SignedConsent.patient_id).where(
         SignedConsent.clinic_id == g.clinic.id, SignedConsent.submission_token == token)).first()
@@ -122,40 +104,17 @@ def _sign(p: Patient, kind: str, *, channel: str):
             deny("consent", existing.id, p.id)
         flash("This consent was already signed; it was saved once.")
         return redirect(_done_url(p, existing.id, on_tablet))
-    if form.get("template_id", "") != str(template.id):
+    if form.template_id.data != str(template.id):
         return page(409, conflict=f"This consent was updated after the page was opened. Please read the current "
                                   f"version ({template.version}) and sign it; nothing was saved.")
-    values = {k: clean_text(form.get(k, "")) for k in ("signer_name", "signer_role", "authority")}
-    values["verbal"] = on_tablet and form.get("verbal") == "1"
-    errors: dict[str, str] = {}
-    role = values["signer_role"] or "patient"
-    if role not in ("patient", "representative"):
-        errors["signer_role"] = "Choose who is signing."
-    name = values["signer_name"]
-    if not name:
-        errors["signer_name"] = "Type your full name to sign."
-    elif len(name) > 200:
-        errors["signer_name"] = "Use at most 200 characters."
-    elif role == "patient" and not _same_name(name, p.legal_name):
-        errors["signer_name"] = "Type the patient's full legal name as it appears on the record."
-    if role == "representative" and not values["authority"]:
-        errors["authority"] = "Say what authority the representative has (for example: legal guardian, health care power of attorney)."
-    elif len(values["authority"]) > 200:
-        errors["authority"] = "Use at most 200 characters."
-    ticked = [form.get(f"ack_{i}") == "1" for i in range(len(template.acknowledgements))]
-    if not all(ticked):
-        errors["acks"] = "Tick every box to confirm you have read and agree to each statement."
-    values["ticked"] = ticked
-    png, problem = _signature(form.get("signature_png", ""))
-    if problem:
-        errors["signature"] = problem
-    if errors:
-        return page(422, errors, values)
+    if not form.validate():
+        return page(422, form.messages, form.shown)
 
+    role, png = form.role, form.png
     previous = status.latest_consents(db, g.clinic, [p.id]).get((p.id, kind))
     signer = documents.Signer(
-        name=name, role=role, authority=values["authority"] if role == "representative" else "",
-        method="witnessed_verbal" if values["verbal"] else "drawn" if png else "typed", signature_png=png,
+        name=form.signer_name.data, role=role, authority=form.authority.data if role == "representative" else "",
+        method="witnessed_verbal" if form.witnessed_verbal else "drawn" if png else "typed", signature_png=png,
         channel=channel, ip=request.remote_addr or "", user_agent=request.user_agent.string or "",
         staff_user_id=current_user.id if on_tablet else None, staff_name=current_user.name if on_tablet else "")
     savepoint = db.begin_nested()
@@ -246,10 +205,11 @@ def revoke(patient_id: int, consent_id: int):
     p = patient_or_404(patient_id)
     record = consent_or_404(p, consent_id)
     db = get_session()
-    reason = clean_text(request.form.get("reason"))
-    if not reason or len(reason) > 500:
-        flash("Give a reason for the withdrawal (up to 500 characters); nothing was changed.")
+    form = RevokeForm()
+    if not form.validate():
+        flash(form.messages["reason"])
         return redirect(url_for("consent.patient", patient_id=p.id)), 303
+    reason = form.reason.data
     if db.exec(select(ConsentRevocation.id).where(ConsentRevocation.consent_id == record.id)).first() is not None:
         abort(409, "This consent was already withdrawn.")
     db.add(ConsentRevocation(clinic_id=g.clinic.id, patient_id=p.id, consent_id=record.id, reason=reason,

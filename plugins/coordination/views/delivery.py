@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, redirect, url_for
 from flask_login import current_user
 from sqlmodel import select
 
@@ -12,11 +12,12 @@ from core.auth import staff
 from core.db import get_session
 from core.models import Medication
 from core.pdf import pdf_response
-from core.validators import parse_date, db_int
+from core.validators import parse_date
 from plugins.coordination import compose, letters
 from plugins.coordination.models import CoordinationDue, CoordinationPermission
 from plugins.coordination.views import READ, SEND, WRITE, _denied, _document, _letter, _patient, _settings, bp
 from plugins.coordination.views.drafts import _letter_page
+from plugins.coordination.views.forms import PermissionForm, SentForm, posted
 from plugins.coordination.views.lists import _patient_page
 
 
@@ -44,13 +45,14 @@ def mark_sent(letter_id: int):
     if letter.document_id is None:
         return _letter_page(letter, error="Sign the letter before sending it.", status=422)
     doc = _document(letter)
+    form = SentForm()
     try:
-        sent_on = parse_date(request.form.get("sent_on", ""), field="Date sent")
-        letters.record_disclosure(get_session(), g.clinic, doc, method=request.form.get("method", ""),
+        sent_on = parse_date(form.sent_on.data, field="Date sent")
+        letters.record_disclosure(get_session(), g.clinic, doc, method=form.method.data,
                                   sent_on=sent_on, user=current_user, settings=_settings())
     except ValueError as problem:
         return _letter_page(letter, error=str(problem), status=422)
-    flash(f"Recorded as sent by {letters.METHODS[request.form['method']].lower()}.")
+    flash(f"Recorded as sent by {letters.METHODS[form.method.data].lower()}.")
     return redirect(url_for("coordination.letter", letter_id=letter.id))
 
 
@@ -59,23 +61,14 @@ def mark_sent(letter_id: int):
 def add_permission(patient_id: int):
     patient = _patient(patient_id)
     session = get_session()
-    recipient_id = request.form.get("recipient_id", type=db_int)
     team = {c.id for _m, c in letters.care_team(session, g.clinic, patient.id)}
-    try:
-        if recipient_id not in team:
-            raise ValueError("Choose a recipient from this patient's care team.")
-        granted = parse_date(request.form.get("granted_on", ""), field="Date given")
-        if granted > compose.clinic_today(g.clinic):
-            raise ValueError("The date the permission was given cannot be in the future.")
-        expires = None
-        if request.form.get("expires_on", "").strip():
-            expires = parse_date(request.form["expires_on"], field="Expires", not_before=granted)
-    except ValueError as problem:
-        return _patient_page(patient, error=str(problem), form=request.form, status=422)
+    form = PermissionForm(team=team, today=compose.clinic_today(g.clinic))
+    if not form.validate():
+        return _patient_page(patient, errors=form.messages, form=posted(form), status=422)
     row = CoordinationPermission(
-        clinic_id=g.clinic.id, patient_id=patient.id, recipient_id=recipient_id, granted_on=granted,
-        expires_on=expires, covers_psychotherapy_notes=request.form.get("covers_psychotherapy_notes") == "1",
-        covers_part2=request.form.get("covers_part2") == "1", recorded_by_id=current_user.id,
+        clinic_id=g.clinic.id, patient_id=patient.id, recipient_id=form.recipient, granted_on=form.granted,
+        expires_on=form.expires, covers_psychotherapy_notes=form.covers_psychotherapy_notes.data,
+        covers_part2=form.covers_part2.data, recorded_by_id=current_user.id,
         recorded_at=letters.utcnow())
     session.add(row)
     session.flush()

@@ -1,7 +1,7 @@
 """Writing a letter: start (or reuse) a draft, edit, preview, sign, discard."""
 from __future__ import annotations
 
-from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask import abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
 from core import audit
@@ -9,12 +9,13 @@ from core.auth import staff
 from core.db import get_session
 from core.models import OutsideClinician
 from core.pdf import render_pdf_template
-from core.validators import clean_text, parse_date, db_int
+from core.validators import parse_date
 from core.web import after_commit
 from plugins.coordination import compose, letters, wording
 from plugins.coordination.models import CoordinationLetter
 from plugins.coordination.views import (PDF_TEMPLATE, READ, WRITE, _document, _extra_sections, _letter, _patient,
                                         _people, _sent_by_document, _settings, bp)
+from plugins.coordination.views.forms import DraftForm, LetterStartForm, SignLetterForm, posted
 from plugins.coordination.views.lists import _patient_page
 
 
@@ -23,8 +24,8 @@ from plugins.coordination.views.lists import _patient_page
 def create(patient_id: int):
     """Start a letter, or go back to the draft already open for the same purpose."""
     patient = _patient(patient_id)
-    kind = request.form.get("kind", "")
-    recipient_id = request.form.get("recipient_id", type=db_int)
+    form = LetterStartForm()
+    kind, recipient_id = form.kind.data, form.recipient
     session = get_session()
     existing = letters.open_draft(session, g.clinic, patient.id, kind=kind, recipient_id=recipient_id or 0)
     if existing is not None:
@@ -35,7 +36,7 @@ def create(patient_id: int):
         letter = letters.create_draft(session, g.clinic, patient, kind=kind, recipient_id=recipient_id,
                                       user=current_user, settings=_settings())
     except letters.LetterProblem as problem:
-        return _patient_page(patient, error=str(problem), form=request.form, status=422)
+        return _patient_page(patient, error=str(problem), form=posted(form), status=422)
     audit.record("coordination.letter_created", object_type="coordination_letter", object_id=letter.id,
                  patient_id=patient.id, detail=f"kind={kind}")
     return redirect(url_for("coordination.letter", letter_id=letter.id))
@@ -78,10 +79,10 @@ def save(letter_id: int):
                             patient_id=letter.patient_id)
         abort(409, "This letter is signed and can no longer be changed. Write a new letter instead."
               if letter.status == "signed" else "This draft was discarded and can no longer be changed.")
-    if request.form.get("version", type=int) != letter.version:
+    form = DraftForm()
+    if form.seen_version != letter.version:
         abort(409, "Someone else changed this letter since you opened it. Reload it and make your changes again.")
-    fields = {name: clean_text(request.form.get(name, "")) for name in compose.FREE_TEXT}
-    fields["next_review"] = request.form.get("next_review", "").strip()
+    fields = form.parts
     too_long = [n for n, v in fields.items() if len(v) > compose.FIELD_LIMIT]
     error = f"Keep each part under {compose.FIELD_LIMIT} characters." if too_long else ""
     if fields["next_review"] and not error:
@@ -93,14 +94,14 @@ def save(letter_id: int):
     if error:
         return _letter_page(letter, error=error, fields=fields, status=422)
     letter.fields = fields
-    letter.include_psychotherapy_notes = request.form.get("include_psychotherapy_notes") == "1"
-    letter.include_part2 = request.form.get("include_part2") == "1"
+    letter.include_psychotherapy_notes = form.include_psychotherapy_notes.data
+    letter.include_part2 = form.include_part2.data
     letter.version += 1
     letter.updated_at = letters.utcnow()
     get_session().add(letter)
     audit.record("coordination.letter_saved", object_type="coordination_letter", object_id=letter.id,
                  patient_id=letter.patient_id)
-    if request.form.get("then") == "preview":
+    if form.then.data == "preview":
         return redirect(url_for("coordination.preview", letter_id=letter.id))
     flash("Draft saved.")
     return redirect(url_for("coordination.letter", letter_id=letter.id))
@@ -146,7 +147,7 @@ def sign(letter_id: int):
                             patient_id=letter.patient_id)
         abort(409, "This letter is already signed and can no longer be changed." if letter.status == "signed"
               else "This draft was discarded and can no longer be signed.")
-    if request.form.get("version", type=int) != letter.version:
+    if SignLetterForm().seen_version != letter.version:
         abort(409, "This letter changed since you previewed it. Preview it again before signing.")
     session = get_session()
     patient = _patient(letter.patient_id)

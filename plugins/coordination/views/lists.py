@@ -32,7 +32,10 @@ def index():
                            kinds=compose.kinds(_settings()), recipients=_recipient_names(due))
 
 
-def _patient_page(patient: Patient, *, error: str = "", form: dict | None = None, status: int = 200):
+def _patient_page(patient: Patient, *, error: str = "", errors: dict | None = None, form: dict | None = None,
+                  status: int = 200):
+    """The patient's letters page; ``error`` is about starting a letter, ``errors`` (field -> message)
+    about the permission form, shown beside its fields."""
     session = get_session()
     team = letters.care_team(session, g.clinic, patient.id)
     rows = session.exec(select(CoordinationLetter).where(
@@ -56,7 +59,7 @@ def _patient_page(patient: Patient, *, error: str = "", form: dict | None = None
                            users=_people([d.user_id for d in disclosures]),
                            due=letters.due_letters(session, g.clinic, [patient.id]),
                            kinds=compose.kinds(_settings()), methods=letters.METHODS, today=compose.clinic_today(g.clinic),
-                           error=error, form=form or {}, settings=_settings()), status
+                           error=error, errors=errors or {}, form=form or {}, settings=_settings()), status
 
 
 @bp.get("/patients/<int:patient_id>")
