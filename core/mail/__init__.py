@@ -21,6 +21,17 @@ def send_questionnaire_due(patient, session):
     return questionnaire_due(get_session(), patient, session)
 
 
+class InvitationProblem(Exception):
+    """Why no invitation could be sent or used, in words for the page (core.mail.invitations)."""
+
+
+def invite_to_portal(db, clinic, patient, by_user_id):
+    """E-mail a single-use, expiring link to set a portal password; InvitationProblem if impossible."""
+    from core.mail.invitations import invite
+
+    return invite(db, clinic, patient, by_user_id)
+
+
 def send_confirmation(db, clinic, patient, sessions):
     """One confirmation (with .ics) for sessions just booked, if the patient has an e-mail address."""
     from core.mail.compose import confirmation

@@ -15,15 +15,11 @@ from sqlmodel import Session, select
 
 from core import audit
 from core.auth import hash_password
-from core.mail import compose
+from core.mail import InvitationProblem, compose
 from core.mail.models import MailMessage, PortalInvitation
 from core.models import Clinic, Patient, Role, User, utcnow
 
 VALID_FOR = timedelta(hours=72)
-
-
-class InvitationProblem(Exception):
-    """Why no invitation can be sent or accepted, in words for the person in front of the page."""
 
 
 def token_hash(token: str) -> str:
