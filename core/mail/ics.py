@@ -5,7 +5,7 @@ its address only: no treatment, dose or diagnosis reaches the patient's calendar
 """
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from icalendar import Calendar, Event
 
@@ -29,8 +29,9 @@ def appointments(clinic: Clinic, sessions: list[tuple[TreatmentSession, int]]) -
         event = Event()
         event.add("uid", f"session-{t.id}@{clinic.slug}.glia")
         event.add("dtstamp", stamp)
-        event.add("dtstart", t.scheduled_at)
-        event.add("dtend", t.scheduled_at + timedelta(minutes=minutes))
+        start = t.scheduled_at.astimezone(timezone.utc)  # just booked, it may still carry the clinic's zone
+        event.add("dtstart", start)
+        event.add("dtend", start + timedelta(minutes=minutes))
         event.add("summary", f"Appointment at {clinic.name}")
         event.add("location", location)
         cal.add_component(event)

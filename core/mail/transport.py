@@ -8,12 +8,16 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from core.mail.models import MailMessage
 from core.mail.settings import Smtp
 
+# RFC 5322's line limit: the library's 78 folds a long subject before its first word, which some
+# clients then show with a leading space
+POLICY = policy.SMTP.clone(max_line_length=998)
 TIMEOUT = 15  # seconds: a request that sends after its commit must not hang on a dead server
 
 
@@ -22,7 +26,7 @@ class DeliveryError(Exception):
 
 
 def build(message: MailMessage, from_header: str) -> EmailMessage:
-    email = EmailMessage()
+    email = EmailMessage(policy=POLICY)
     email["From"] = from_header
     email["To"] = message.to_address
     email["Subject"] = message.subject
