@@ -24,6 +24,7 @@ from core.mail.cli import mail_group
 from core.mail.models import MailKind, MailMessage, MailStatus
 from core.models import Clinic, Diagnosis, Patient, Provider, SessionStatus, TreatmentSession, utcnow
 from core.scheduling.models import Booking
+from core.scheduling.patterns import BOOKED_MINUTES
 from tests.support import login, post
 
 
@@ -201,7 +202,7 @@ def test_the_charts_schedule_form_sends_a_confirmation_with_an_ics_in_utc(mail_a
     [msg] = smtp_server.wait_for(1)
     assert msg["To"] == patient.email and msg["Subject"] == f"Your appointment at {clinic.name}"
     assert_no_phi(msg["Subject"], phi_of(db, patient))
-    body = text_of(msg)
+    body = " ".join(text_of(msg).split())
     assert f"{day:%A, %B} {day.day}, {day.year} at 7:15 AM" in body
     assert "Do not eat for 4 hours" in body and "may not drive" in body and "http://localhost/portal/" in body
     assert_no_phi(body, [patient.legal_last_name, " mg", "IV ketamine"])
@@ -273,12 +274,16 @@ def test_reminders_go_out_the_day_before_once_each(mail_app, smtp_server, db):
     assert f"stillwater: {len(due)} reminders" in out
     smtp_server.wait_for(len(due))
     assert sorted(m["To"] for m in smtp_server.messages) == sorted(p.email for _t, p in due)
+    stay = {150: "about 2.5 hours", 90: "about 1.5 hours", 75: "about 1 hour"}
+    expected = {p.email: (t.scheduled_at.astimezone(ZoneInfo(clinic.timezone)).strftime("%I:%M %p").lstrip("0"),
+                          stay[BOOKED_MINUTES[t.modality]]) for t, p in due}
     for msg in smtp_server.messages:
         assert msg["Subject"] == f"Reminder: your appointment tomorrow at {clinic.name}"
-        body = text_of(msg)
-        assert "tomorrow" in body and "Bring a companion who will take you home" in body
+        body = " ".join(text_of(msg).split())
+        at, hours = expected[msg["To"]]
+        assert f"tomorrow, {at}" in body and hours in body
+        assert "Bring a companion who will take you home: you may not drive" in body
         assert "Do not eat for 4 hours" in body and "Bring a photo ID" in body
-        assert "about 2.5 hours" in body or "about 1.5 hours" in body or "about 1 hour" in body
     for _t, p in due:
         assert_no_phi(" ".join(m["Subject"] for m in smtp_server.messages), phi_of(db, p))
     again = run_cli(mail_app, "reminders", "--clinic", "stillwater")
