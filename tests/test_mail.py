@@ -161,7 +161,7 @@ def test_an_invitation_arrives_from_the_clinic_with_a_single_use_link_and_no_phi
     # once it has left, the stored copy no longer opens the account
     [row] = messages_of(mail_app, patient_id=patient.id, kind=MailKind.invitation)
     assert row.status == MailStatus.sent and row.attempts == 1 and row.sent_at is not None
-    assert links[0].rsplit("/", 1)[1] not in row.body and "/portal/invite/(sent; not kept)" in row.body
+    assert links[0].rsplit("/", 1)[1] not in row.body and "(the link was sent and is not kept)" in row.body
     page = client.get(links[0].removeprefix("http://localhost"))
     assert page.status_code == 200 and "Set your portal password" in page.text
 
@@ -330,7 +330,7 @@ def test_an_issued_superbill_tells_its_portal_patient_and_send_link_invites_one_
 
     resp = post(mail_app, client, f"/billing/superbills/{sid}/send-link")
     assert resp.status_code == 302
-    assert "superbill is in the portal was e-mailed" in client.get(resp.headers["Location"]).text
+    assert "Portal link recorded: a message that the superbill is in the portal was e-mailed to the patient." in client.get(resp.headers["Location"]).text
     assert len(smtp_server.wait_for(2)) == 2 and smtp_server.messages[1]["To"] == patient.email
     kinds = [m.kind for m in messages_of(mail_app, patient_id=pid)]
     assert kinds == [MailKind.document, MailKind.document]
@@ -347,7 +347,7 @@ def test_send_link_for_a_patient_without_a_portal_account_sends_an_invitation(ma
     with session_scope(mail_app.extensions["glia"].engine, write=False) as s:
         assert s.get(Patient, pid).user_id is None
     resp = post(mail_app, client, f"/billing/superbills/{sid}/send-link")
-    assert "A portal invitation was e-mailed" in client.get(resp.headers["Location"]).text
+    assert "Portal link recorded: a portal invitation was e-mailed to the patient." in client.get(resp.headers["Location"]).text
     [msg] = smtp_server.wait_for(1)
     assert msg["Subject"].startswith("Your patient portal at ") and "/portal/invite/" in text_of(msg)
 
@@ -368,3 +368,19 @@ def test_messages_are_audited_without_their_text(mail_app, smtp_server, db):
     assert all(e.patient_id == patient.id for e in events)
     assert all(patient.email not in e.detail and patient.legal_last_name not in e.detail for e in events)
     assert utcnow() - events[-1].at < timedelta(minutes=5)
+
+
+def test_links_follow_glia_base_url_and_a_bad_smtp_url_stops_startup(make_app, smtp_server, db):
+    from core.config import ConfigError
+
+    app = make_app(GLIA_SMTP_URL=smtp_server.url, GLIA_BASE_URL="https://portal.stillwater.example/")
+    client = app.test_client()
+    login(app, client, "frontdesk")
+    post(app, client, f"/patients/{patient_without_portal(db).id}/invite")
+    [msg] = smtp_server.wait_for(1)
+    assert re.search(r"https://portal\.stillwater\.example/portal/invite/[A-Za-z0-9_\-]{40,}", text_of(msg))
+    for bad in ("http://mail.example:25", "smtp://", "smtp://mail.example:port"):
+        with pytest.raises(ConfigError, match="GLIA_SMTP_URL"):
+            make_app(GLIA_SMTP_URL=bad)
+    with pytest.raises(ConfigError, match="GLIA_MAIL_RETRY_INTERVALS"):
+        make_app(GLIA_MAIL_RETRY_INTERVALS="soon")

@@ -3,6 +3,7 @@ counted; once the server answers it is delivered exactly once; after the last at
 With Redis, sending runs as an RQ job that a real `glia worker` picks up."""
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -43,6 +44,10 @@ def test_a_refused_connection_stays_queued_then_is_delivered_once(make_app, serv
     assert row.last_error == "the mail server refused the connection"
     page = client.get("/mail/outbox").text
     assert "Queued" in page and "the mail server refused the connection" in page
+    token = re.search(r"/portal/invite/([A-Za-z0-9_\-]+)", row.body).group(1)
+    shown = client.get(f"/mail/outbox/{row.id}").text  # with a mail server the link is the patient's alone
+    assert "(the patient&#39;s link, not shown here)" in shown, shown[-3000:]
+    assert token not in shown, shown[shown.index(token) - 300:shown.index(token) + 100]
 
     server.start()
     assert "sent 1, waiting to retry 0, failed 0" in run_cli(app, "send")

@@ -49,7 +49,8 @@ def send_document_ready(db, clinic, patient, what: str):
 
 
 def init_app(app: Flask) -> None:
-    from core.mail import hooks, views
+    from core.mail import hooks, settings, views
 
+    settings.check(app)
     app.register_blueprint(views.bp)
     app.extensions["glia"].pm.register(hooks, name="core.mail")

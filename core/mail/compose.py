@@ -28,11 +28,16 @@ SUBJECTS = {
 }
 
 
+LOCAL = "http://127.0.0.1:5000"
+
+
 def link(endpoint: str, **values) -> str:
-    """An absolute link: this request's host, or GLIA_BASE_URL from a command or the worker."""
-    if has_request_context() and "db_reads_only" in g:
+    """An absolute link under GLIA_BASE_URL when set (a Host header is the client's to choose), else
+    under this request's address, or from a command or the worker the local default."""
+    base = settings.base_url()
+    if base is None and has_request_context() and "db_reads_only" in g:
         return url_for(endpoint, _external=True, **values)
-    with current_app.test_request_context(base_url=settings.base_url()):
+    with current_app.test_request_context(base_url=base or LOCAL):
         return url_for(endpoint, _external=True, **values)
 
 

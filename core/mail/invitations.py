@@ -22,6 +22,14 @@ from core.models import Clinic, Patient, Role, User, utcnow
 VALID_FOR = timedelta(hours=72)
 
 
+class InvitationGone(Exception):
+    """The link opens nothing: 404 if it never existed, 410 if it was used, replaced or has expired."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -55,12 +63,12 @@ def invite(db: Session, clinic: Clinic, patient: Patient, by_user_id: int | None
 
 
 def find(db: Session, token: str) -> PortalInvitation:
-    """The invitation this token opens; InvitationProblem (with the HTTP status) when it cannot be used."""
+    """The invitation this token opens, or InvitationGone."""
     invitation = db.exec(select(PortalInvitation).where(PortalInvitation.token_hash == token_hash(token))).first()
     if invitation is None:
-        raise InvitationProblem(404)
+        raise InvitationGone(404)
     if invitation.used_at is not None or invitation.expires_at <= utcnow():
-        raise InvitationProblem(410)
+        raise InvitationGone(410)
     return invitation
 
 
@@ -70,7 +78,7 @@ def accept(db: Session, invitation: PortalInvitation, password: str) -> User:
                                                      PortalInvitation.used_at.is_(None))
                       .values(used_at=utcnow())).rowcount
     if claimed != 1:  # accepted a moment ago in another request: single use means once
-        raise InvitationProblem(410)
+        raise InvitationGone(410)
     db.refresh(invitation)
     patient = db.get(Patient, invitation.patient_id)
     user = db.get(User, patient.user_id) if patient.user_id else None

@@ -24,7 +24,7 @@ from core.models import Clinic, utcnow
 
 log = logging.getLogger("glia.mail")
 LEASE = timedelta(minutes=2)  # a sender that died mid-attempt leaves the row due again after this
-INVITE_LINK = re.compile(r"(/portal/invite/)[A-Za-z0-9_\-]+")
+INVITE_LINK = re.compile(r"\S*/portal/invite/[A-Za-z0-9_\-]+")
 
 
 def queue_message(db: Session, clinic: Clinic, to: str, kind: MailKind, subject: str, body: str, *,
@@ -63,7 +63,7 @@ def dispatch(app: Flask, ids: list[int]) -> None:
         attempt(app, mid)
 
 
-def enqueue(app: Flask, ids: list[int], delay: int = 0) -> None:
+def enqueue(app: Flask, ids: list[int]) -> None:
     from rq import Retry
 
     q = queue.queue(app)
@@ -71,10 +71,7 @@ def enqueue(app: Flask, ids: list[int], delay: int = 0) -> None:
     for mid in ids:
         kwargs = dict(result_ttl=queue.KEEP, failure_ttl=queue.KEEP, description=f"mail message {mid}",
                       retry=Retry(max=len(intervals), interval=intervals) if intervals else None)
-        if delay:
-            q.enqueue_in(timedelta(seconds=delay), "core.mail.jobs.send", mid, **kwargs)
-        else:
-            q.enqueue("core.mail.jobs.send", mid, **kwargs)
+        q.enqueue("core.mail.jobs.send", mid, **kwargs)
 
 
 def attempt(app: Flask, message_id: int) -> MailStatus | None:
@@ -110,7 +107,7 @@ def _record(app: Flask, message_id: int, attempts: int, problem: str | None) -> 
             message.status, message.sent_at, message.last_error = MailStatus.sent, now, ""
             message.next_attempt_at = None
             # the link was for the patient alone: once it has left, no copy stays readable here
-            message.body = INVITE_LINK.sub(r"\1(sent; not kept)", message.body)
+            message.body = INVITE_LINK.sub("(the link was sent and is not kept)", message.body)
             action = "mail.sent"
         elif attempts > len(intervals):
             message.status, message.last_error, message.next_attempt_at = MailStatus.failed, problem[:200], None

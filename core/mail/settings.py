@@ -12,11 +12,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from flask import Flask, current_app
 
+from core.config import ConfigError
+
 DEFAULT_FROM = "no-reply@localhost"
 DEFAULT_RETRIES = "60,300,1800,7200"  # seconds before the 2nd, 3rd, ... attempt; then failed
 
 
-class MailConfigError(ValueError):
+class MailConfigError(ConfigError):
     """GLIA_SMTP_URL cannot be understood."""
 
 
@@ -73,5 +75,11 @@ def retry_intervals(app: Flask | None = None) -> list[int]:
 
 
 def base_url(app: Flask | None = None) -> str:
-    """Where links in messages point when no request tells us (commands, the worker)."""
-    return _get(app, "GLIA_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    """Where links in messages point: GLIA_BASE_URL, else (None) the request's own address."""
+    return _get(app, "GLIA_BASE_URL").rstrip("/") or None
+
+
+def check(app: Flask) -> None:
+    """At startup: a GLIA_SMTP_URL or retry list that cannot be read stops the app, not its first e-mail."""
+    smtp(app)
+    retry_intervals(app)

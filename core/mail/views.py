@@ -15,7 +15,8 @@ from core.auth import clinic_row_or_404, end_other_sessions, password_problem, p
 from core.db import get_session
 from core.form_fields import GliaForm
 from core.mail import invitations, settings
-from core.mail.models import MailMessage, PortalInvitation
+from core.mail.models import MailMessage, MailStatus, PortalInvitation
+from core.mail.sending import INVITE_LINK
 from core.models import Patient
 from core.validators import db_int
 from wtforms import PasswordField
@@ -53,7 +54,9 @@ def _message(message_id: int) -> MailMessage:
 def message(message_id: int):
     m = _message(message_id)
     audit.record("mail.message_view", object_type="mail_message", object_id=m.id, patient_id=m.patient_id)
-    return render_template("mail/message.html", m=m, sender=settings.sender(g.clinic.name))
+    # with a mail server the link is the patient's alone: staff see that it was sent, not the link
+    body = m.body if m.status == MailStatus.outbox else INVITE_LINK.sub("(the patient's link, not shown here)", m.body)
+    return render_template("mail/message.html", m=m, body=body, sender=settings.sender(g.clinic.name))
 
 
 @bp.get("/mail/outbox/<int:message_id>/attachment")
@@ -89,8 +92,8 @@ def accept_invitation(token: str):
     db = get_session()
     try:
         invitation = invitations.find(db, token[:100])
-    except invitations.InvitationProblem as exc:
-        return _unusable(exc.args[0])
+    except invitations.InvitationGone as exc:
+        return _unusable(exc.status)
     patient = db.get(Patient, invitation.patient_id)
     form = InvitationForm()
     if request.method == "GET":
@@ -103,10 +106,10 @@ def accept_invitation(token: str):
         return render_template("mail/invite.html", form=form, error=problem, email=patient.email), 422
     try:
         user = invitations.accept(db, invitation, password)
+    except invitations.InvitationGone as exc:  # accepted a moment ago in another tab
+        return _unusable(exc.status)
     except invitations.InvitationProblem as exc:
-        if isinstance(exc.args[0], int):
-            return _unusable(exc.args[0])
-        return render_template("mail/invite.html", form=form, error=exc.args[0], email=patient.email), 409
+        return render_template("mail/invite.html", form=form, error=str(exc), email=patient.email), 409
     end_other_sessions(user)
     start_session(user, invitation.clinic_id)
     audit.record("auth.login", object_type="user", object_id=user.id, detail="portal invitation")

@@ -138,8 +138,9 @@ def send_link(sid: int):
     session.flush()
     audit.record("billing.portal_link_sent", object_type="billing_superbill", object_id=sb.id,
                  patient_id=sb.patient_id, detail=message.kind.value)
-    what = "A portal invitation" if patient.user_id is None else "A message that the superbill is in the portal"
-    flash(f"{what} was {'kept in the outbox' if message.status.value == 'outbox' else 'e-mailed'} for the patient.")
+    what = "a portal invitation" if message.kind.value == "invitation" else "a message that the superbill is in the portal"
+    where = "kept in the outbox" if message.status.value == "outbox" else "e-mailed to the patient"
+    flash(f"Portal link recorded: {what} was {where}.")
     return redirect(url_for("billing.superbill", sid=sb.id))
 
 
