@@ -31,6 +31,11 @@ def test_without_smtp_the_message_waits_in_the_outbox_for_staff_to_read(app, db)
     assert "No mail server is set up" in listing.text and "In outbox" in listing.text
     assert patient.email in listing.text and f"/mail/outbox/{row.id}" in listing.text
     assert 'href="/mail/outbox"' in client.get("/").text  # in the desk's menu
+    manager = app.test_client()
+    login(app, manager, "manager")
+    assert 'href="/mail/outbox"' not in manager.get("/").text  # a full top menu: under Settings instead
+    assert 'href="/mail/outbox"' in manager.get("/settings/clinic").text
+    assert patient.email in manager.get("/mail/outbox").text
     page = client.get(f"/mail/outbox/{row.id}")
     assert page.status_code == 200
     clinic = clinic_of(db)
