@@ -53,10 +53,11 @@ def create_app(config: dict | None = None, *, plugins=None, check_schema: bool =
 
         require_current_schema(engine, ext)
 
-    from core import queue, web
+    from core import mail, queue, web
 
     web.init_app(app)
     queue.init_app(app)
+    mail.init_app(app)
     _register_plugin_blueprints(app, ext)
     return app
 

@@ -16,6 +16,7 @@ from core import create_app
 from core.config import require_serving_secret
 from core.audit_cli import audit_group
 from core.commands.worker import jobs_command, worker_command
+from core.mail.cli import mail_group
 from core.models import Clinic
 
 
@@ -330,6 +331,11 @@ cli.add_command(audit_group)
 
 cli.add_command(worker_command)
 cli.add_command(jobs_command)
+
+
+# -- patient e-mail ----------------------------------------------------------------------
+
+cli.add_command(mail_group)
 
 
 def _register_plugin_commands() -> None:

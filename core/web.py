@@ -101,15 +101,33 @@ def _finish(response):
                 hooks.relay(kwargs["clinic"]).fire(event, **kwargs)
             if g.get("db") is not None:
                 g.db.commit()
+            _run_post_commit()
     except Exception as err:  # noqa: BLE001 - any failure here means nothing may be reported as done
         g.pop("after_commit", None)
+        g.pop("post_commit", None)
         response = _failure_page(err)
+    g.pop("post_commit", None)  # a rolled-back request sends nothing
     return _security_headers(response)
 
 
 def after_commit(event: str, **kwargs) -> None:
     """Queue an event hook to run once this request's transaction has committed."""
     g.setdefault("after_commit", []).append((event, kwargs))
+
+
+def post_commit(callback) -> None:
+    """Run ``callback()`` once this request's work (and its events' work) has committed: for what
+    must not happen unless the change is kept, such as sending the e-mail it queued."""
+    g.setdefault("post_commit", []).append(callback)
+
+
+def _run_post_commit() -> None:
+    """The change is committed whatever a callback does: a failure is logged (type only), not shown."""
+    for callback in g.pop("post_commit", []):
+        try:
+            callback()
+        except Exception as err:  # noqa: BLE001 - what it was sending stays queued for a retry
+            log.error("post-commit callback failed: %s in %s", type(err).__name__, request.endpoint)
 
 
 def _security_headers(response):

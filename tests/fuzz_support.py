@@ -34,6 +34,7 @@ PARAM_TABLES = {
     "letter_id": "coordination_letter", "due_id": "coordination_due", "permission_id": "coordination_permission",
     "iid": "billing_invoice", "eid": "billing_estimate", "pay_id": "billing_payment", "sid": "billing_superbill",
     "user_id": "user", "clinician_id": "outside_clinician", "provider_id": "provider", "chair_id": "chair",
+    "message_id": "mail_message",
 }
 
 
@@ -95,6 +96,8 @@ def demo_url(app, rule, clinic_id: int) -> str | None:
                 values[name] = "coordination"
             elif name == "day":
                 values[name] = date.today().isoformat()
+            elif name == "token":  # a portal invitation's: a made-up one answers 404
+                values[name] = "not-a-real-token"
     return rule.build(values, append_unknown=False)[1]
 
 

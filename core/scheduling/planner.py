@@ -12,6 +12,7 @@ from datetime import date, time, timedelta
 from sqlmodel import Session, select
 
 from core import audit
+from core.mail import send_confirmation
 from core.models import Modality, Patient, Provider, TreatmentSession, utcnow
 from core.scheduling.calendar import INACTIVE, Calendar, Slot, booked_between, clashes
 from core.scheduling.models import Booking, Chair, CoursePlan
@@ -138,6 +139,7 @@ def book(db: Session, cal: Calendar, req: Request, proposals: list[Proposed], us
         booked.append(t)
     audit.record("course.plan", object_type="course_plan", object_id=plan.id, patient_id=req.patient.id,
                  detail=f"{req.pattern}: {len(booked)} sessions")
+    send_confirmation(db, cal.clinic, req.patient, booked)  # one message, every session in its .ics
     return booked
 
 

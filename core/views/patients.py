@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlalchemy import false, func
 from sqlmodel import select
 
-from core import audit, hooks, scoring, search
+from core import audit, hooks, mail, scoring, search
 from core.auth import clinic_row_or_404, staff
 from core.db import get_session, reads
 from core.clock import local_datetime
@@ -385,5 +385,19 @@ def schedule(patient_id: int):
     db.add(t)
     db.flush()
     audit.record("session.schedule", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
-    flash("Session scheduled.")
+    confirmed = mail.send_confirmation(db, g.clinic, patient, [t])
+    flash("Session scheduled." + (" A confirmation with a calendar file goes to the patient." if confirmed else ""))
     return redirect(url_for("sessions.detail", session_id=t.id))
+
+
+@bp.post("/<int:patient_id>/invite")
+@staff()
+def invite(patient_id: int):
+    """E-mail a single-use link to set a portal password (a new one ends the earlier links)."""
+    patient = get_patient(patient_id)
+    try:
+        message = mail.invite_to_portal(get_session(), g.clinic, patient, current_user.id)
+    except mail.InvitationProblem as exc:
+        return render_chart(patient, status=422, errors={"invite": str(exc)})
+    flash("Portal invitation " + ("kept in the outbox." if message.status.value == "outbox" else "sent."))
+    return redirect(url_for("patients.chart", patient_id=patient.id))

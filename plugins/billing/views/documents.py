@@ -5,7 +5,7 @@ from flask import flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit, confirm
+from core import audit, confirm, mail
 from core.auth import staff
 from core.db import get_session
 from core.models import Modality, Provider, utcnow
@@ -123,12 +123,24 @@ def send_link(sid: int):
     if voids(session, g.clinic.id, "superbill", [sb.id]):
         flash(f"{sb.label} is void: send the link of its replacement instead.")
         return redirect(url_for("billing.superbill", sid=sb.id))
+    patient = patient_of(sb.patient_id)
+    try:  # no portal account yet: the invitation opens one; else a note that the superbill waits there
+        message = (mail.invite_to_portal(session, g.clinic, patient, current_user.id) if patient.user_id is None
+                   else mail.send_document_ready(session, g.clinic, patient, "superbill"))
+    except mail.InvitationProblem as exc:
+        flash(f"Nothing was sent: {exc}")
+        return redirect(url_for("billing.superbill", sid=sb.id))
+    if message is None:
+        flash("Nothing was sent: add the patient's e-mail address first.")
+        return redirect(url_for("billing.superbill", sid=sb.id))
     session.add(BillingPortalLink(clinic_id=g.clinic.id, patient_id=sb.patient_id, document_type="superbill",
                                   document_id=sb.id, sent_at=utcnow(), sent_by_id=current_user.id))
     session.flush()
     audit.record("billing.portal_link_sent", object_type="billing_superbill", object_id=sb.id,
-                 patient_id=sb.patient_id)
-    flash("Portal link recorded: the patient can download this superbill from the portal.")
+                 patient_id=sb.patient_id, detail=message.kind.value)
+    what = "a portal invitation" if message.kind.value == "invitation" else "a message that the superbill is in the portal"
+    where = "kept in the outbox" if message.status.value == "outbox" else "e-mailed to the patient"
+    flash(f"Portal link recorded: {what} was {where}.")
     return redirect(url_for("billing.superbill", sid=sb.id))
 
 
