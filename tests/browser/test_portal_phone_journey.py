@@ -1,6 +1,6 @@
-"""A patient on a phone (375 x 740): signs in, sees the upcoming sessions with how to prepare, answers a
-PHQ-9 (first missing one question, then with item 9 above 0), and is shown 988 crisis resources at
-once; a clinician then sees the item-9 alert on Today."""
+"""A patient on a phone (375 x 740): signs in, sees the upcoming sessions with how to prepare, asks to
+move one, answers a PHQ-9 (first missing one question, then with item 9 above 0), and is shown 988
+crisis resources at once; a clinician then sees the item-9 alert and the request on Today."""
 from __future__ import annotations
 
 import re
@@ -42,6 +42,20 @@ def test_a_patient_answers_a_phq9_on_a_phone_and_a_clinician_sees_the_alert(page
     _fits_the_phone(page)
     screenshot(page, "portal-phone-home")
 
+    # the patient's escort cannot come to the second visit: they ask to move it
+    visits.nth(1).get_by_role("link", name=re.compile("Ask to move or cancel")).click()
+    page.get_by_label("Move it to another day or time").check()
+    page.get_by_role("button", name="Send my request").click()
+    expect(page.locator(".field-error")).to_contain_text("Choose a reason.")  # nothing sent yet
+    page.select_option("select[name=reason]", "escort")
+    page.fill("textarea[name=note]", "Any afternoon that week works.")
+    _fits_the_phone(page)
+    screenshot(page, "portal-phone-change")
+    page.get_by_role("button", name="Send my request").click()
+    expect(page.locator(".flash")).to_contain_text("Your request was sent")
+    expect(page.locator("li.visit").nth(1)).to_contain_text("You asked to move this session")
+    page.goto(f"{live_server}/portal/")
+
     page.get_by_role("link", name="Answer the PHQ-9").click()
     expect(page.get_by_role("heading", name=re.compile("PHQ-9"))).to_be_visible()
     for n, answer in enumerate(ANSWERS, 1):
@@ -74,4 +88,11 @@ def test_a_patient_answers_a_phq9_on_a_phone_and_a_clinician_sees_the_alert(page
     alerts = page.locator(".alert-card")
     expect(alerts).to_contain_text(patient.display_name)
     expect(alerts).to_contain_text("PHQ-9 7 (Mild), item 9 = 1")
+    requests = page.locator(".requests-card")
+    expect(requests).to_contain_text(patient.display_name)
+    expect(requests).to_contain_text("Any afternoon that week works.")
+    expect(requests.get_by_role("link", name="Move session")).to_be_visible()
     screenshot(page, "portal-alert-on-today")
+    requests.get_by_role("button", name=re.compile("Mark handled")).click()
+    expect(page.locator(".flash")).to_contain_text("Request marked handled.")
+    expect(page.locator(".requests-card")).to_have_count(0)
