@@ -85,10 +85,10 @@ def change(session_id: int):
     return redirect(url_for("portal.home"))
 
 
-@bp.route("/questionnaires/<kind>", methods=["GET", "POST"])
+@bp.route("/questionnaires/<instrument>", methods=["GET", "POST"])
 @patient_only
-def questionnaire(kind: str):
-    instrument = instrument_of(kind)
+def questionnaire(instrument: str):
+    instrument = instrument_of(instrument)
     if instrument is None:
         abort(404)
     db = get_session()
