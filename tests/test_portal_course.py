@@ -180,17 +180,19 @@ def test_a_change_request_without_a_reason_is_refused_and_writes_nothing(app, cl
     assert db.exec(select(ChangeRequest).where(ChangeRequest.treatment_id == t)).all() == []
 
 
-def test_another_patients_session_or_a_past_one_answers_404(app, client, db):
+def test_another_patients_session_a_past_or_checked_in_one_answers_404(app, client, db):
     clinic, patient = clinic_of(db), portal_patient(db)
     theirs = add_session(app, other_patient(db), local_at(clinic, 2))
     harbor = add_session(app, other_patient(db, "harbor"), local_at(clinic_of(db, "harbor"), 2))
     past = add_session(app, patient, local_at(clinic, -2), status=SessionStatus.discharged)
+    arrived = add_session(app, patient, local_at(clinic, 0, 23, 30), status=SessionStatus.checked_in)  # at the desk now
     login(app, client, "patient")
-    for t in (theirs, harbor, past, 999_999):
+    assert "Ask to move or cancel" not in visits(client.get("/portal/").text)[arrived]
+    for t in (theirs, harbor, past, arrived, 999_999):
         assert client.get(f"/portal/sessions/{t}/change").status_code == 404
         assert post(app, client, f"/portal/sessions/{t}/change", {"kind": "cancel", "reason": "other"}).status_code == 404
     db.rollback()
-    assert db.exec(select(ChangeRequest).where(ChangeRequest.treatment_id.in_([theirs, harbor, past]))).all() == []
+    assert db.exec(select(ChangeRequest).where(ChangeRequest.treatment_id.in_([theirs, harbor, past, arrived]))).all() == []
     denied = [e for e in audits(db, "portal.session_access") if e.outcome == "denied"]
-    assert {e.object_id for e in denied} >= {str(theirs), str(harbor), str(past)}
+    assert {e.object_id for e in denied} >= {str(theirs), str(harbor), str(past), str(arrived)}
     assert all(e.patient_id == patient.id for e in denied)

@@ -14,7 +14,7 @@ from sqlmodel import select
 from core import audit, hooks, scoring
 from core.auth import current_patient, patient_only
 from core.db import get_session
-from core.models import ChangeRequest, OutcomeScore, Patient, Provider, TreatmentSession, utcnow
+from core.models import ChangeRequest, OutcomeScore, Patient, Provider, SessionStatus, TreatmentSession, utcnow
 from core.portal import bp
 from core.portal.forms import KIND_SHORT, KINDS, REASONS, ChangeRequestForm, questionnaire_form
 from core.portal.instructions import INSTRUCTIONS
@@ -48,8 +48,9 @@ def home():
 
 
 def _own_upcoming(session_id: int, patient: Patient) -> TreatmentSession:
-    """One of this patient's upcoming sessions, or 404 (audited) for anything else."""
-    t = next((t for t in upcoming_sessions(get_session(), g.clinic, patient) if t.id == session_id), None)
+    """One of this patient's upcoming sessions not yet checked in, or 404 (audited) for anything else."""
+    t = next((t for t in upcoming_sessions(get_session(), g.clinic, patient)
+              if t.id == session_id and t.status == SessionStatus.scheduled), None)
     if t is None:
         audit.record_denied("portal.session_access", object_type="treatment_session", object_id=session_id,
                             patient_id=patient.id)
@@ -88,7 +89,7 @@ def change(session_id: int):
 @bp.route("/questionnaires/<instrument>", methods=["GET", "POST"])
 @patient_only
 def questionnaire(instrument: str):
-    instrument = instrument_of(instrument)
+    instrument = instrument_of(instrument)  # the URL word (phq9, gad7) as the Instrument, or None
     if instrument is None:
         abort(404)
     db = get_session()
