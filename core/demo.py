@@ -18,6 +18,7 @@ from core.models import (CareTeamMember, Clinic, ClinicianKind, Diagnosis, Instr
                          Membership, Modality, OutcomeScore, OutsideClinician, Patient, Provider, Role,
                          SessionStatus, SideEffect, TreatmentSession, User, VitalPhase, VitalSign, utcnow)
 from core.rems.models import RemsEnrollment
+from core.portal_demo import seed_portal
 from core.scheduling.demo import seed_calendar
 from core.validators import icd10_description, npi_with_check_digit
 
@@ -124,6 +125,7 @@ def seed(session: Session, ext) -> bool:
         _seed_clinic(session, clinic, index, rng, users, pw)
         session.flush()
         seed_calendar(session, clinic)
+        seed_portal(session, clinic)
     session.flush()
 
     for clinic in clinics.values():

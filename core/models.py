@@ -492,3 +492,35 @@ def _refuse_changes_to_immutable(session, _ctx, _instances):
             raise ImmutableRecordError(
                 f"{type(obj).__name__} is immutable; tried to change {sorted(changed - allowed)}"
             )
+
+
+class ChangeRequest(SQLModel, table=True):
+    """A patient's request, from the portal, to move or cancel one of their upcoming sessions.
+
+    Nothing moves by itself: the front desk calls the patient, moves or cancels the session with
+    the usual checks, then marks the request handled."""
+
+    __tablename__ = "portal_change_request"
+    __table_args__ = (sa.Index("ix_portal_change_request_open", "clinic_id", "handled_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    treatment_id: int = Field(foreign_key="treatment_session.id", index=True)
+    kind: str = Field(max_length=10)  # move, cancel (core.portal.forms.KINDS)
+    reason: str = Field(max_length=20)  # a key of core.portal.forms.REASONS
+    note: str = Field(default="", max_length=300)
+    created_at: datetime = ts(nullable=False)
+    handled_at: datetime | None = ts()
+    handled_by_id: int | None = Field(default=None, foreign_key="user.id")
+
+
+class QuestionnairePolicy(SQLModel, table=True):
+    """When a clinic asks its patients for PHQ-9 (and GAD-7) in the portal; no row means the default
+    of core.questionnaires.DEFAULT_POLICY."""
+
+    __tablename__ = "questionnaire_policy"
+    clinic_id: int = Field(foreign_key="clinic.id", primary_key=True)
+    instruments: str = Field(default="phq9_gad7", max_length=20)  # phq9, phq9_gad7, off
+    rule: str = Field(default="every", max_length=20)  # every, first_then_every
+    every_n: int = 3  # with first_then_every: sessions 1, 1+N, 1+2N, ...
+    days_before: int = 3  # due from this many days before the session

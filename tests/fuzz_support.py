@@ -35,6 +35,7 @@ PARAM_TABLES = {
     "iid": "billing_invoice", "eid": "billing_estimate", "pay_id": "billing_payment", "sid": "billing_superbill",
     "user_id": "user", "clinician_id": "outside_clinician", "provider_id": "provider", "chair_id": "chair",
     "message_id": "mail_message",
+    "request_id": "portal_change_request",
 }
 
 
@@ -90,6 +91,8 @@ def demo_url(app, rule, clinic_id: int) -> str | None:
             elif name == "kind":
                 values[name] = conn.execute(text("SELECT kind FROM consent_template WHERE clinic_id = :c ORDER BY id"),
                                             {"c": clinic_id}).scalar()
+            elif name == "instrument":
+                values[name] = "phq9"
             elif name == "modality":
                 values[name] = sorted(dosing.defaults())[0]
             elif name == "name":

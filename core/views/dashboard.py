@@ -10,6 +10,8 @@ from core.auth import staff
 from core.db import get_session
 from core.form_fields import GliaForm, Posted
 from core.plugin_state import gates_off
+from core.portal.forms import KIND_SHORT, REASONS
+from core.portal.staff import requests_of
 from core.models import OutcomeScore, Patient, SessionStatus, utcnow
 from core.schedule import today_bounds, todays_sessions
 from core.slots import Widget
@@ -42,11 +44,13 @@ def index():
                          .where(OutcomeScore.clinic_id == clinic.id, Patient.clinic_id == clinic.id,
                                 OutcomeScore.alert, OutcomeScore.reviewed_at.is_(None))
                          .order_by(OutcomeScore.taken_at.desc())).all()
+    change_requests = requests_of(db, clinic)  # patients asking from the portal to move or cancel a session
     widgets, errors = hooks.relay(clinic).collect("dashboard_widgets", expect=Widget, clinic=clinic, user=current_user)
-    audit.record("dashboard.view", object_type="schedule", detail=f"{len(rows)} sessions, {len(alerts)} alerts")
+    audit.record("dashboard.view", object_type="schedule", detail=f"{len(rows)} sessions, {len(alerts)} alerts, {len(change_requests)} change requests")
     return render_template("dashboard.html", widgets=hooks.ordered(widgets), plugin_errors=errors, columns=columns,
                            total=len(rows), alerts=alerts, providers=providers, day=day,
-                           can_review=current_user.role.value in CHARTING_ROLES, gates_off=gates_off(db, clinic))
+                           can_review=current_user.role.value in CHARTING_ROLES, gates_off=gates_off(db, clinic),
+                           change_requests=change_requests, kinds=KIND_SHORT, reasons=REASONS)
 
 
 class ReviewForm(GliaForm):
