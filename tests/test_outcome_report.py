@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import uuid
 from datetime import date, timedelta
 
 from pypdf import PdfReader
@@ -28,6 +29,7 @@ def _items(instrument: Instrument, total: int, item9: int = 0) -> list[int]:
     items = [0] * count
     if instrument == Instrument.phq9:
         items[8] = item9
+    assert total <= 3 * (count - (instrument == Instrument.phq9)) + item9
     i = 0
     while sum(items) < total:
         if items[i] < 3 and not (instrument == Instrument.phq9 and i == 8):
@@ -44,7 +46,7 @@ def _patient(app, slug="stillwater", *, sessions=6, modality=Modality.iv_ketamin
     with session_scope(app.extensions["glia"].engine) as s:
         clinic = s.exec(select(Clinic).where(Clinic.slug == slug)).one()
         provider = s.exec(select(Provider).where(Provider.clinic_id == clinic.id, Provider.user_id.is_not(None))).first()
-        p = Patient(clinic_id=clinic.id, mrn=f"OUT-{utcnow().timestamp():.0f}-{sessions}", legal_first_name="Rowan",
+        p = Patient(clinic_id=clinic.id, mrn=f"OUT-{uuid.uuid4().hex[:12]}", legal_first_name="Rowan",
                     legal_last_name="Testpatient", dob=date(1980, 5, 17), created_at=utcnow())
         s.add(p)
         s.flush()
@@ -71,7 +73,7 @@ def _patient(app, slug="stillwater", *, sessions=6, modality=Modality.iv_ketamin
 
 
 PHQ, GAD = Instrument.phq9, Instrument.gad7
-RESPONDER = [(PHQ, 25, -90), (PHQ, 20, -2), (GAD, 15, -2), (PHQ, 14, 9), (PHQ, 8, 20), (GAD, 6, 20)]
+RESPONDER = [(PHQ, 24, -90), (PHQ, 20, -2), (GAD, 15, -2), (PHQ, 14, 9), (PHQ, 8, 20), (GAD, 6, 20)]
 
 
 def test_signed_report_states_baseline_latest_change_status_sessions_and_side_effects(app, client, db):
@@ -87,7 +89,7 @@ def test_signed_report_states_baseline_latest_change_status_sessions_and_side_ef
     assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
     assert hashlib.sha256(pdf.data).hexdigest() == report.sha256
     text = _text(pdf.data)
-    # the 25 taken 90 days before is outside the baseline window: the baseline is the 20, two days before
+    # the 24 taken 90 days before is outside the baseline window: the baseline is the 20, two days before
     assert "PHQ-9 20 (Severe)" in text and "8 (Mild)" in text and "-12 (-60%) Response" in text
     assert "GAD-7 15 (Severe)" in text and "6 (Mild)" in text and "-9 (-60%) Response" in text
     assert "6 sessions given" in text and "6 IV ketamine infusion" in text and "Induction series completed" in text
@@ -133,7 +135,7 @@ def test_signing_refused_without_a_provider_record_or_scores_and_bad_purpose_is_
     assert page.status_code == 200 and "Only a clinician with a provider record" in page.get_data(as_text=True)
     refused = post(app, client, f"/patients/{pid}/outcomes", {"purpose": "appeal"})
     assert refused.status_code == 422 and "active provider record" in refused.get_data(as_text=True)
-    client.get("/logout")
+    post(app, client, "/logout")
     login(app, client, "clinician")
     empty = post(app, client, f"/patients/{bare}/outcomes", {"purpose": "appeal"})
     assert empty.status_code == 422 and "no PHQ-9 or GAD-7 scores" in empty.get_data(as_text=True)
@@ -148,15 +150,15 @@ def test_front_desk_other_clinics_and_patients_get_nothing(app, client, db):
     login(app, client, "clinician")
     post(app, client, f"/patients/{pid}/outcomes", {"purpose": "appeal"})
     report = db.exec(select(OutcomeReport).where(OutcomeReport.patient_id == pid)).one()
-    client.get("/logout")
+    post(app, client, "/logout")
     login(app, client, "harbor.clinician")
     assert client.get(f"/patients/{pid}/outcomes").status_code == 404
     assert client.get(f"/outcomes/reports/{report.id}.pdf").status_code == 404
-    client.get("/logout")
+    post(app, client, "/logout")
     login(app, client, "frontdesk")
     assert client.get(f"/outcomes/reports/{report.id}.pdf").status_code == 403
     assert client.get("/outcomes").status_code == 403
-    client.get("/logout")
+    post(app, client, "/logout")
     login(app, client, "patient")
     assert client.get(f"/outcomes/reports/{report.id}.pdf").status_code == 403
 
@@ -169,7 +171,7 @@ def test_clinic_figures_count_completers_and_agree_with_each_patients_report(app
     _patient(app, scores=[(PHQ, 16, -1), (PHQ, 12, 15)])  # completed, no response
     _patient(app, sessions=3, scores=[(PHQ, 16, -1), (PHQ, 2, 6)])  # still in induction: not counted
     _patient(app, modality=Modality.esketamine_nasal, scores=[(PHQ, 18, -1), (PHQ, 3, 15)])  # 6 of 8 Spravato: not yet
-    db.expire_all()
+    db.rollback()  # a fresh snapshot, after the rows above were committed
     after = clinic_figures.figures(db, clinic.id)
     phq, was = after.rates[PHQ], before.rates[PHQ]
     assert after.started - before.started == 5 and after.completed - before.completed == 3
@@ -192,8 +194,8 @@ def test_clinic_figures_count_completers_and_agree_with_each_patients_report(app
 
 
 def test_chart_pill_uses_the_reports_baseline(app, client):
-    # first-ever PHQ-9 (25, long before) to latest (12) would be a "response"; the baseline (20) says not
-    pid, _s, _n = _patient(app, scores=[(PHQ, 25, -200), (PHQ, 20, -1), (PHQ, 12, 15)])
+    # first-ever PHQ-9 (24, long before) to latest (12) would be a "response"; the baseline (20) says not
+    pid, _s, _n = _patient(app, scores=[(PHQ, 24, -200), (PHQ, 20, -1), (PHQ, 12, 15)])
     login(app, client, "clinician")
     page = client.get(f"/patients/{pid}").get_data(as_text=True)
     assert "PHQ-9: no response yet" in page and 'href="/patients/%d/outcomes"' % pid in page
