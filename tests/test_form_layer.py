@@ -68,10 +68,9 @@ def test_undeclared_fields_are_ignored(app, client, db):
 
 
 def test_core_reads_no_form_by_hand():
-    """core/forms.py itself stays until the plugins' half is merged; nothing in core may use it."""
+    """The hand-written form layer is gone: nothing in core reads request.form or brings it back."""
+    assert not (ROOT / "core" / "forms.py").exists()
     for path in (ROOT / "core").rglob("*.py"):
-        if path == ROOT / "core" / "forms.py":
-            continue
         source = path.read_text()
         assert "request.form" not in source, path
         assert not re.search(r"from core\.forms import|import core\.forms|from core import forms", source), path

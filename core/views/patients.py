@@ -23,6 +23,8 @@ from core.views.chart_forms import (DRUG_CLASSES, CareTeamForm, DiagnosisForm, M
 from core.views.patient_form import PatientForm
 from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, Medication, Modality, OutcomeScore,
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
+from core.outcomes import measures
+from core.outcomes.chart import trend_chart
 from core.scheduling.calendar import Calendar
 from core.scheduling.planner import Request, in_the_way
 from core.slots import Panel
@@ -148,35 +150,6 @@ def edit(patient_id: int):
 
 # -- the chart -------------------------------------------------------------------------------
 
-def trend_chart(scores: list[OutcomeScore], instrument: Instrument, width: int = 400, height: int = 190) -> dict:
-    """Geometry for an inline SVG: severity bands as rectangles and the scores as a line."""
-    left, right, top, bottom = 30, 8, 8, 24
-    plot_w, plot_h = width - left - right, height - top - bottom
-    top_score = scoring.MAX_TOTAL[instrument]
-
-    def y(value: float) -> float:
-        return round(top + plot_h * (1 - value / top_score), 1)
-
-    bounds = [lower for lower, _n in scoring.BANDS[instrument]] + [top_score]
-    bands = []
-    for i, (lower, name) in enumerate(scoring.BANDS[instrument]):
-        upper = bounds[i + 1]
-        bands.append({"y": y(upper), "h": round(y(lower) - y(upper), 1), "cls": "band-" + name.lower().replace(" ", "-"), "label": name,
-                      "label_y": round((y(lower) + y(upper)) / 2 + 4, 1)})
-    rows = [s for s in scores if s.instrument == instrument]
-    points = []
-    if rows:
-        first, last = rows[0].taken_at, rows[-1].taken_at
-        span = max((last - first).total_seconds(), 1)
-        for s in rows:
-            x = left + (plot_w * (s.taken_at - first).total_seconds() / span if len(rows) > 1 else plot_w / 2)
-            points.append({"x": round(x, 1), "y": y(s.total), "score": s})
-    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
-            "bottom": height - bottom, "bands": bands, "points": points,
-            "line": " ".join(f"{p['x']},{p['y']}" for p in points),
-            "ticks": [{"y": y(v), "v": v} for v in bounds[:-1] + [top_score]], "instrument": instrument}
-
-
 SESSIONS_SHOWN = 30  # a years-long maintenance history stays one click away, not on every chart view
 
 
@@ -211,7 +184,8 @@ def chart_context(patient: Patient) -> dict:
                        .join(OutsideClinician, OutsideClinician.id == CareTeamMember.clinician_id)
                        .where(CareTeamMember.clinic_id == clinic.id, CareTeamMember.patient_id == patient.id,
                               OutsideClinician.clinic_id == clinic.id)).all()
-        phq = [s for s in scores if s.instrument == Instrument.phq9]
+        first = db.exec(select(TreatmentSession).where(*of_patient, TreatmentSession.status == measures.GIVEN)
+                        .order_by(TreatmentSession.scheduled_at, TreatmentSession.id).limit(1)).first()
         ctx.update(
             diagnoses=db.exec(select(Diagnosis).where(Diagnosis.clinic_id == clinic.id, Diagnosis.patient_id == patient.id)
                               .order_by(Diagnosis.is_primary.desc(), Diagnosis.code)).all(),
@@ -219,7 +193,8 @@ def chart_context(patient: Patient) -> dict:
             past_meds=[m for m in meds if not m.is_trial and not m.current],
             team=team, scores=scores, alerts=[s for s in scores if s.alert and s.reviewed_at is None],
             charts=[trend_chart(scores, Instrument.phq9), trend_chart(scores, Instrument.gad7)],
-            response=scoring.response_status(phq[0].total if phq else None, phq[-1].total if phq else None),
+            # the report's definition (baseline before the first session given), so the two never disagree
+            response=measures.measure(Instrument.phq9, scores, measures.given_at(first) if first else None).status,
             clinician_options=[(c.id, f"{c.name} ({c.kind.value.replace('_', ' ')})") for c in db.exec(
                 select(OutsideClinician).where(OutsideClinician.clinic_id == clinic.id).order_by(OutsideClinician.name)).all()],
             questions=QUESTIONS, answers=ANSWERS, drug_class_options=list(DRUG_CLASSES.items()),

@@ -1,7 +1,7 @@
 """Portal: patients' change requests and the clinic's questionnaire rule
 
-Revision ID: 0011_core_portal
-Revises: 0010_core_scheduling
+Revision ID: 0012_core_portal
+Revises: 0011_core_mail
 Create Date: 2026-12-03 12:00:00
 """
 from typing import Sequence, Union
@@ -12,8 +12,8 @@ import core.models  # noqa: F401 - custom column types such as UTCDateTime
 from alembic import op
 
 
-revision: str = '0011_core_portal'
-down_revision: Union[str, None] = '0010_core_scheduling'
+revision: str = '0012_core_portal'
+down_revision: Union[str, None] = '0011_core_mail'
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

@@ -1,0 +1,1 @@
+"""Measurement-based care: a patient's signed outcome report and the clinic's outcome figures."""
