@@ -160,9 +160,13 @@ def chart_context(patient: Patient) -> dict:
     clinical = is_clinical(current_user)
     of_patient = (TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id)
     # the newest sessions and, in the same statement, how many there are in all
-    rows = db.exec(select(TreatmentSession, func.count().over().label("total")).where(*of_patient)
+    # and when treatment began (the outcome baseline's anchor), as a scalar subquery of the same statement
+    began = (select(func.coalesce(TreatmentSession.dosed_at, TreatmentSession.started_at, TreatmentSession.scheduled_at))
+             .where(*of_patient, TreatmentSession.status == measures.GIVEN)
+             .order_by(TreatmentSession.scheduled_at, TreatmentSession.id).limit(1).scalar_subquery())
+    rows = db.exec(select(TreatmentSession, func.count().over().label("total"), began.label("began")).where(*of_patient)
                    .order_by(TreatmentSession.scheduled_at.desc()).limit(SESSIONS_SHOWN)).all()
-    sessions = [t for t, _ in rows]
+    sessions = [row[0] for row in rows]
     session_count = rows[0].total if rows else 0
     providers = db.exec(select(Provider).where(Provider.clinic_id == clinic.id).order_by(Provider.last_name)).all()
     signers = {i for t in sessions for i in (t.dose_override_by_id, t.discharge_ready_by_id) if i}
@@ -184,8 +188,6 @@ def chart_context(patient: Patient) -> dict:
                        .join(OutsideClinician, OutsideClinician.id == CareTeamMember.clinician_id)
                        .where(CareTeamMember.clinic_id == clinic.id, CareTeamMember.patient_id == patient.id,
                               OutsideClinician.clinic_id == clinic.id)).all()
-        first = db.exec(select(TreatmentSession).where(*of_patient, TreatmentSession.status == measures.GIVEN)
-                        .order_by(TreatmentSession.scheduled_at, TreatmentSession.id).limit(1)).first()
         ctx.update(
             diagnoses=db.exec(select(Diagnosis).where(Diagnosis.clinic_id == clinic.id, Diagnosis.patient_id == patient.id)
                               .order_by(Diagnosis.is_primary.desc(), Diagnosis.code)).all(),
@@ -194,7 +196,7 @@ def chart_context(patient: Patient) -> dict:
             team=team, scores=scores, alerts=[s for s in scores if s.alert and s.reviewed_at is None],
             charts=[trend_chart(scores, Instrument.phq9), trend_chart(scores, Instrument.gad7)],
             # the report's definition (baseline before the first session given), so the two never disagree
-            response=measures.measure(Instrument.phq9, scores, measures.given_at(first) if first else None).status,
+            response=measures.measure(Instrument.phq9, scores, rows[0].began if rows else None).status,
             clinician_options=[(c.id, f"{c.name} ({c.kind.value.replace('_', ' ')})") for c in db.exec(
                 select(OutsideClinician).where(OutsideClinician.clinic_id == clinic.id).order_by(OutsideClinician.name)).all()],
             questions=QUESTIONS, answers=ANSWERS, drug_class_options=list(DRUG_CLASSES.items()),
