@@ -77,7 +77,7 @@ RESPONDER = [(PHQ, 24, -90), (PHQ, 20, -2), (GAD, 15, -2), (PHQ, 14, 9), (PHQ, 8
 
 
 def test_signed_report_states_baseline_latest_change_status_sessions_and_side_effects(app, client, db):
-    pid, signer, npi = _patient(app, scores=RESPONDER, effects=[("nausea", "moderate")])
+    pid, signer, npi = _patient(app, scores=RESPONDER, effects=[("nausea", "moderate"), ("bp_rise", "mild")])
     login(app, client, "clinician")
     preview = client.get(f"/patients/{pid}/outcomes")
     assert preview.status_code == 200 and "Sign and save the PDF" in preview.get_data(as_text=True)
@@ -93,7 +93,8 @@ def test_signed_report_states_baseline_latest_change_status_sessions_and_side_ef
     assert "PHQ-9 20 (Severe)" in text and "8 (Mild)" in text and "-12 (-60%) Response" in text
     assert "GAD-7 15 (Severe)" in text and "6 (Mild)" in text and "-9 (-60%) Response" in text
     assert "6 sessions given" in text and "6 IV ketamine infusion" in text and "Induction series completed" in text
-    assert "Nausea Moderate Yes" in text
+    assert "Nausea Moderate Yes" in text and "Blood pressure rise Mild" in text
+    assert "the latest score in the 60 days before the first session given" in text
     assert "Re-authorization of treatment" in text and "Requesting four maintenance sessions." in text
     assert f"Electronically signed by {signer}, NPI {npi}" in text
     assert "Rowan Testpatient, date of birth 05/17/1980" in text

@@ -18,6 +18,7 @@ from core.models import Clinic, Diagnosis, Instrument, Patient, Provider, User, 
 from core.outcomes import measures
 from core.outcomes.chart import trend_chart
 from core.outcomes.models import OutcomeReport
+from core.vocab import SIDE_EFFECTS
 from core.pdf import render_pdf_template
 
 PURPOSES = {
@@ -45,7 +46,7 @@ def compose(db: Session, clinic: Clinic, patient: Patient) -> dict:
     providers = {p.id: p for p in db.exec(select(Provider).where(Provider.clinic_id == clinic.id)).all()}
     return {"patient": patient, "course": course, "diagnoses": diagnoses, "providers": providers,
             "charts": [trend_chart(course.scores, i, width=500, height=170) for i in Instrument],
-            "Instrument": Instrument}
+            "window_days": measures.BASELINE_WINDOW.days, "effect_names": SIDE_EFFECTS}
 
 
 def summary(course: measures.Course) -> dict:

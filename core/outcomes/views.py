@@ -30,7 +30,7 @@ def _page(patient: Patient, form: SignForm, status: int = 200, problem: str = ""
                       .where(OutcomeReport.clinic_id == g.clinic.id, OutcomeReport.patient_id == patient.id)
                       .order_by(OutcomeReport.signed_at.desc())).all()
     return render_template("outcomes/report.html", clinic=g.clinic, **compose(db, g.clinic, patient), form=form,
-                           purposes=PURPOSES, reports=reports, problem=problem, window_days=BASELINE_WINDOW.days,
+                           purposes=PURPOSES, reports=reports, problem=problem,
                            can_sign=signer_provider(db, g.clinic, current_user) is not None,
                            signer=None, purpose="", statement=""), status
 
