@@ -367,3 +367,16 @@ def test_the_charts_single_booking_refuses_a_provider_already_with_a_patient(app
     assert post(app, client, f"/patients/{second.id}/sessions", {**form, "time": "10:30"}).status_code == 302
     db.rollback()
     assert _sessions_of(db, second) == before + 1
+
+
+def test_an_id_beyond_a_database_integer_is_refused_with_a_message_not_a_500(app, client, db):
+    clinic = _clinic(db)
+    patient = _patients(db, clinic, 1)[0]
+    login(app, client, "frontdesk")
+    huge = "99999999999999999999"
+    data = _course(patient, _provider(db, clinic), first=quiet_monday())
+    for field in ("provider_id", "chair_id"):
+        resp = post(app, client, f"/patients/{patient.id}/plan/book", {**data, field: huge})
+        assert resp.status_code == 422, field
+    assert db.exec(select(func.count()).select_from(TreatmentSession)
+                   .where(TreatmentSession.patient_id == patient.id, TreatmentSession.scheduled_at > utcnow())).one() == 0

@@ -10,6 +10,7 @@ from core.db import get_session
 from core import scoring
 from core.form_fields import CheckField, ChoiceField, GliaForm, IsoDateField, Posted, TextField, TimeOfDayField
 from core.models import ClinicianKind, Instrument, Modality, OutsideClinician, Provider, Sensitivity
+from core.validators import db_int
 
 DRUG_CLASSES = {"ssri": "SSRI", "snri": "SNRI", "ndri": "NDRI (bupropion)", "tca": "Tricyclic", "maoi": "MAOI",
                 "sari": "SARI (trazodone)", "nassa": "NaSSA (mirtazapine)", "benzodiazepine": "Benzodiazepine",
@@ -37,7 +38,7 @@ class _ClinicRow:
 
     def __call__(self, form, field):
         try:
-            wanted = int(field.data or "")
+            wanted = db_int(field.data or "")  # beyond a 32-bit column: PostgreSQL would answer a 500
         except ValueError:
             wanted = -1
         field.row = get_session().exec(select(self.model).where(
