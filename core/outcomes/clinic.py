@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from core import scoring
 from core.models import Instrument, Modality, OutcomeScore, TreatmentSession
-from core.outcomes.measures import BASELINE_WINDOW, GIVEN, INDUCTION_SESSIONS
+from core.outcomes.measures import BASELINE_WINDOW, GIVEN, INDUCTION_SESSIONS, given_at_sql
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Figures:
 
 def _firsts(clinic_id: int):
     """Each patient's first session given and the Nth, for every N an induction may need."""
-    at = sa.func.coalesce(TreatmentSession.dosed_at, TreatmentSession.started_at, TreatmentSession.scheduled_at)
+    at = given_at_sql()
     numbered = select(TreatmentSession.patient_id, TreatmentSession.modality, at.label("at"),
                       sa.func.row_number().over(partition_by=TreatmentSession.patient_id,
                                                 order_by=(TreatmentSession.scheduled_at, TreatmentSession.id)).label("n")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, func, select
 
 from core import scoring
 from core.models import Instrument, Modality, OutcomeScore, SessionStatus, SideEffect, TreatmentSession
@@ -25,6 +25,11 @@ GIVEN = SessionStatus.discharged  # a session given to its end: dosed, monitored
 def given_at(t: TreatmentSession) -> datetime:
     """When treatment began: the dose if recorded, else the session's start."""
     return t.dosed_at or t.started_at or t.scheduled_at
+
+
+def given_at_sql():
+    """given_at as a SQL expression, for statements that pick sessions in the database."""
+    return func.coalesce(TreatmentSession.dosed_at, TreatmentSession.started_at, TreatmentSession.scheduled_at)
 
 
 @dataclass

@@ -161,7 +161,7 @@ def chart_context(patient: Patient) -> dict:
     of_patient = (TreatmentSession.clinic_id == clinic.id, TreatmentSession.patient_id == patient.id)
     # the newest sessions and, in the same statement, how many there are in all
     # and when treatment began (the outcome baseline's anchor), as a scalar subquery of the same statement
-    began = (select(func.coalesce(TreatmentSession.dosed_at, TreatmentSession.started_at, TreatmentSession.scheduled_at))
+    began = (select(measures.given_at_sql())
              .where(*of_patient, TreatmentSession.status == measures.GIVEN)
              .order_by(TreatmentSession.scheduled_at, TreatmentSession.id).limit(1).scalar_subquery())
     rows = db.exec(select(TreatmentSession, func.count().over().label("total"), began.label("began")).where(*of_patient)
