@@ -96,6 +96,3 @@ def _register_plugin_blueprints(app: Flask, ext: Glia) -> None:
         for bp in set(app.blueprints) - before:
             ext.blueprint_owner[bp] = name
 
-
-def production(app: Flask) -> bool:
-    return app.config["GLIA_ENV"] == "production"

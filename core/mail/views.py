@@ -15,7 +15,7 @@ from core.auth import clinic_row_or_404, end_other_sessions, password_problem, p
 from core.db import get_session
 from core.form_fields import GliaForm
 from core.mail import invitations, settings
-from core.mail.models import MailMessage, MailStatus, PortalInvitation
+from core.mail.models import MailMessage, MailStatus
 from core.mail.sending import INVITE_LINK
 from core.models import Patient
 from core.validators import db_int
@@ -116,9 +116,3 @@ def accept_invitation(token: str):
     flash("Your password is set. Welcome to your portal.")
     return redirect(url_for("portal.home"))
 
-
-def latest_invitation(db, clinic_id: int, patient_id: int) -> PortalInvitation | None:
-    """For the chart: the newest invitation of this patient, to say whether one is open."""
-    return db.exec(select(PortalInvitation).where(PortalInvitation.clinic_id == clinic_id,
-                                                  PortalInvitation.patient_id == patient_id)
-                   .order_by(PortalInvitation.created_at.desc()).limit(1)).first()

@@ -26,6 +26,3 @@ PROVIDER_MINUTES = _DATA["provider_minutes"]
 MIN_DAYS_APART = _DATA["min_days_apart"]  # a session moved past a closed day keeps this gap to the next
 LONGEST_BOOKING = max(BOOKED_MINUTES.values())
 
-
-def for_modality(modality: Modality) -> list[Pattern]:
-    return [p for p in PATTERNS.values() if modality in p.modalities]
