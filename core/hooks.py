@@ -22,7 +22,7 @@ ENABLED = "_enabled_plugins"  # g key: clinic id -> its enabled plugins, for thi
 
 
 def enabled_plugins(clinic: Clinic | None) -> frozenset[str]:
-    """Names of the loaded plugins enabled for ``clinic`` (enabled unless switched off)."""
+    """Names of the loaded plugins enabled for ``clinic``: its saved switch, else the plugin's default."""
     from core.db import get_session
     from core.plugin_state import clinic_states, is_on
 

@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from core.db import sqlite_file
@@ -126,8 +127,6 @@ def require_current_schema(engine, ext) -> None:
 
 def unmigrated(ext) -> list[tuple[str, str]]:
     """(plugin, table) for each table a plugin's register_models returned that the migrated database lacks."""
-    from sqlalchemy import inspect
-
     wanted = [(plugin, model.__table__.name) for plugin, models in sorted(ext.models.items())
               for model in models if hasattr(model, "__table__")]
     if not wanted:
