@@ -24,6 +24,7 @@ class Glia:
     blocked: list
     blueprint_owner: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)  # plugin -> {key: Setting}
+    models: dict = field(default_factory=dict)  # plugin -> the table classes its register_models returned
     document_types: list = field(default_factory=list)
 
 
@@ -79,8 +80,8 @@ def _startup_calls(ext: Glia, hook: str, **kwargs):
 
 
 def _collect_startup_hooks(app: Flask, ext: Glia) -> None:
-    for _name, _models in _startup_calls(ext, "register_models"):
-        pass  # importing the models is what registers their tables
+    for name, models in _startup_calls(ext, "register_models"):
+        ext.models[name] = list(models or [])  # importing them registered their tables; startup checks they exist
     for name, settings in _startup_calls(ext, "register_settings"):
         ext.settings[name] = {s.key: s for s in settings or []}
     for _name, types in _startup_calls(ext, "register_document_types"):

@@ -212,7 +212,7 @@ def plugins_group():
 def plugins_list():
     """Installed plugins, their hooks, and where each is enabled."""
     from core.db import session_scope
-    from core.plugin_state import states
+    from core.plugin_state import is_on, states
 
     ext = current_app.extensions["glia"]
     with session_scope(ext.engine, write=False) as session:
@@ -220,7 +220,7 @@ def plugins_list():
         state = states(session, [c.id for c in clinics])
     for name, info in ext.plugins.items():
         where = ", ".join(
-            f"{c.slug}:{'on' if state.get((c.id, name)) is None or state[(c.id, name)].enabled else 'off'}"
+            f"{c.slug}:{'on' if is_on(state.get((c.id, name)), info) else 'off'}"
             for c in clinics)
         click.echo(f"{name} {info.version}  {info.description}")
         click.echo(f"    hooks: {', '.join(info.hooks)}")
@@ -350,7 +350,12 @@ def _register_plugin_commands() -> None:
         sys.exit(2)
     for impl in sorted(pm.hook.register_commands.get_hookimpls(), key=lambda i: i.plugin_name):
         if impl.plugin_name in loaded:
-            impl.function(*[{"cli": cli}[a] for a in impl.argnames])
+            try:
+                impl.function(*[{"cli": cli}[a] for a in impl.argnames])
+            except Exception as exc:  # noqa: BLE001 - a broken plugin is named, as at every startup hook
+                click.echo(f"error: plugin {impl.plugin_name!r} failed in register_commands: "
+                           f"{type(exc).__name__}: {exc}", err=True)
+                sys.exit(2)
 
 
 def main() -> None:

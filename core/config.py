@@ -49,6 +49,9 @@ def load(app: Flask, overrides: dict) -> None:
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=False,
         RATELIMIT_HEADERS_ENABLED=False,
         TEMPLATES_AUTO_RELOAD=not prod,
+        # exception text on the error page and on a plugin's failed part: on by default in
+        # development, refused in production (the text may hold patient data)
+        GLIA_SHOW_ERRORS=flag("GLIA_SHOW_ERRORS", default=env == "development"),
     )
     app.config.update(overrides)
     app.config["GLIA_JOB_RETRY_INTERVALS"] = retry_intervals(app.config["GLIA_JOB_RETRY_INTERVALS"])
@@ -59,8 +62,29 @@ def load(app: Flask, overrides: dict) -> None:
     # debug is refused for CLI runs too: `glia run --debug` would expose the Werkzeug debugger
     if app.debug or app.config.get("DEBUG"):
         raise ConfigError("refusing to start: debug mode is on in production")
+    if app.config["GLIA_SHOW_ERRORS"]:
+        raise ConfigError("refusing to start: GLIA_SHOW_ERRORS is for development only (exception text "
+                          "may hold patient data); unset it in production")
     if not app.config.get("GLIA_CLI"):  # the WSGI app gunicorn serves
         require_serving_secret(app)
+
+
+def flag(name: str, *, default: bool) -> bool:
+    """An on/off environment variable: 1/true/yes/on or 0/false/no/off; unset or empty keeps the default."""
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be on or off (1/0, true/false), not {raw!r}")
+
+
+def show_errors(app: Flask) -> bool:
+    """Whether pages may show exception text: GLIA_SHOW_ERRORS, and never in production."""
+    return bool(app.config.get("GLIA_SHOW_ERRORS")) and app.config["GLIA_ENV"] != "production"
 
 
 def retry_intervals(raw) -> list[int]:

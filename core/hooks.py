@@ -2,17 +2,17 @@
 
 A disabled plugin is left out of the clinic's relay, so it is never called for that clinic.
 Collections and events call each implementation on its own, inside a savepoint: one plugin
-that raises loses its part (and its writes) while the page and the other plugins go on.
+that raises loses its part (and its writes) while the page and the other plugins go on. The
+failure is logged with the plugin's name and traceback (core.safe_logging withholds the
+exception's text, which may hold patient data); it is not retried.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import is_dataclass, replace
 from functools import lru_cache
 
 import pluggy
 from flask import current_app, g
-from markupsafe import Markup
 
 from core.models import Clinic
 from core.slots import PluginError
@@ -22,16 +22,17 @@ ENABLED = "_enabled_plugins"  # g key: clinic id -> its enabled plugins, for thi
 
 
 def enabled_plugins(clinic: Clinic | None) -> frozenset[str]:
-    """Names of the loaded plugins enabled for ``clinic`` (enabled unless switched off)."""
+    """Names of the loaded plugins enabled for ``clinic``: its saved switch, else the plugin's default."""
     from core.db import get_session
-    from core.plugin_state import clinic_states
+    from core.plugin_state import clinic_states, is_on
 
     if clinic is None:
         return frozenset()
     cache = g.setdefault(ENABLED, {})
     if clinic.id not in cache:
-        off = {name for name, row in clinic_states(get_session(), clinic).items() if not row.enabled}
-        cache[clinic.id] = frozenset(name for name in current_app.extensions["glia"].plugins if name not in off)
+        rows = clinic_states(get_session(), clinic)
+        cache[clinic.id] = frozenset(name for name, info in current_app.extensions["glia"].plugins.items()
+                                     if is_on(rows.get(name), info))
     return cache[clinic.id]
 
 
@@ -58,6 +59,7 @@ class Relay:
         """Call each implementation in isolation and flatten the lists they return.
 
         With ``expect``, a value of another type is dropped and reported as that plugin's error.
+        A slot whose html was plain text (shown escaped, see core.slots) is logged as its mistake.
         """
         results, errors = [], []
         for impl, value in self._each(hook, kwargs, errors):
@@ -66,9 +68,13 @@ class Relay:
             if bad:
                 log.error("plugin %s returned %s from %s, expected %s",
                           impl.plugin_name, type(bad[0]).__name__, hook, expect.__name__)
-                errors.append(PluginError(impl.plugin_name, hook))
+                errors.append(PluginError(impl.plugin_name, hook, detail=_detail(
+                    f"returned {type(bad[0]).__name__}, expected {expect.__name__}")))
                 continue
-            results.extend(_trusted_html(v) for v in values)
+            if any(getattr(v, "escaped", False) for v in values):
+                log.warning("plugin %s returned plain text as html from %s: shown escaped; return "
+                            "core.slots.render(...) or Markup", impl.plugin_name, hook)
+            results.extend(values)
         return results, errors
 
     def fire(self, hook: str, **kwargs) -> list[PluginError]:
@@ -94,25 +100,24 @@ class Relay:
             try:
                 value = impl.function(*args)
                 session.flush()
-            except Exception:  # noqa: BLE001 - isolation is the point
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
                 if savepoint is None:
                     session.rollback()
                 elif savepoint.is_active:
                     savepoint.rollback()
                 log.exception("plugin %s raised in hook %s", impl.plugin_name, hook)
-                errors.append(PluginError(impl.plugin_name, hook))
+                errors.append(PluginError(impl.plugin_name, hook, detail=_detail(f"{type(exc).__name__}: {exc}")))
                 continue
             if savepoint is not None and savepoint.is_active:
                 savepoint.commit()
             yield impl, value
 
 
-def _trusted_html(value):
-    """A slot's ``html`` is render_template output (escaped already); a plain str would be escaped twice."""
-    html = getattr(value, "html", None)
-    if isinstance(html, str) and not isinstance(html, Markup) and is_dataclass(value):
-        return replace(value, html=Markup(html))
-    return value
+def _detail(text: str) -> str:
+    """What went wrong, for the page, only where the deployment shows errors (never production)."""
+    from core.config import show_errors
+
+    return text if show_errors(current_app) else ""
 
 
 @lru_cache(maxsize=256)

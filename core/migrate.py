@@ -12,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from core.db import sqlite_file
@@ -118,6 +119,32 @@ def require_current_schema(engine, ext) -> None:
         raise SchemaError(f"cannot reach the database: {type(exc.orig).__name__}") from None
     if behind:
         raise SchemaError(f"the database is behind its migrations ({', '.join(behind)}): run `glia db upgrade`")
+    if missing := unmigrated(ext):
+        plugin, table = missing[0]
+        raise SchemaError(f"plugin {plugin!r} declares table {table!r}, but no migration creates it: "
+                          + how_to_migrate(ext, plugin))
+
+
+def unmigrated(ext) -> list[tuple[str, str]]:
+    """(plugin, table) for each table a plugin's register_models returned that the migrated database lacks."""
+    wanted = [(plugin, model.__table__.name) for plugin, models in sorted(ext.models.items())
+              for model in models if hasattr(model, "__table__")]
+    if not wanted:
+        return []
+    present = set(inspect(ext.engine).get_table_names())
+    return [(plugin, table) for plugin, table in wanted if table not in present]
+
+
+def how_to_migrate(ext, plugin: str) -> str:
+    """The commands that give a plugin's new tables their migration."""
+    command = f'glia db revision {plugin} -m "create its tables"'
+    if plugin in packages(ext):
+        first = ""
+    else:
+        folder = Path(ext.plugins[plugin].module.__file__).resolve().parent / "migrations" / "versions"
+        first = f"create the folder {folder}, then "
+    return (f"{first}run `{command}` against a database at head, then `glia db upgrade` "
+            "(see docs/plugins.md, Tables and migrations)")
 
 
 def run_env(context) -> None:

@@ -46,6 +46,11 @@ def is_gate(plugins: dict, plugin: str) -> bool:
     return info is not None and GATE_HOOK in info.hooks
 
 
+def is_on(row: PluginState | None, info) -> bool:
+    """A clinic's switch for a plugin: its saved choice, else the plugin's GLIA_DEFAULT_ENABLED."""
+    return info.default_enabled if row is None else row.enabled
+
+
 def clean_reason(value: str | None) -> str:
     """Staff-written policy text on one line: control characters become spaces, runs of space collapse."""
     text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in clean_text(value))
@@ -74,7 +79,7 @@ def set_enabled(session: Session, clinic: Clinic, plugin: str, enabled: bool, *,
         raise ReasonRequired(problem)
     state = session.get(PluginState, (clinic.id, plugin))
     if state is None:
-        state = PluginState(clinic_id=clinic.id, plugin=plugin, enabled=True, settings={})
+        state = PluginState(clinic_id=clinic.id, plugin=plugin, enabled=plugins[plugin].default_enabled, settings={})
     _forget(session, clinic)
     if state.enabled == enabled and state in session:
         return False
@@ -172,8 +177,9 @@ def settings_for(session: Session, clinic: Clinic, plugin: str) -> dict:
 
 def save_settings(session: Session, clinic: Clinic, plugin: str, values: dict) -> None:
     declared = current_app.extensions["glia"].settings.get(plugin, {})
-    state = session.get(PluginState, (clinic.id, plugin)) or PluginState(
-        clinic_id=clinic.id, plugin=plugin, enabled=True, settings={})
+    info = current_app.extensions["glia"].plugins.get(plugin)
+    state = session.get(PluginState, (clinic.id, plugin)) or PluginState(  # saving settings switches nothing
+        clinic_id=clinic.id, plugin=plugin, enabled=info.default_enabled if info else True, settings={})
     _forget(session, clinic)
     state.settings = {**(state.settings or {}), **{k: v for k, v in values.items() if k in declared}}
     session.add(state)

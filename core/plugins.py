@@ -1,12 +1,21 @@
-"""Builds the plugin manager: which plugins are installed, which are loaded."""
+"""Builds the plugin manager: which plugins are installed, which are loaded.
+
+A plugin that cannot be loaded stops startup with a PluginLoadError naming it and the cause:
+the file and line where its import failed, the contract range it requires (``GLIA_CONTRACT``)
+against the one this Glia offers (``core.hookspecs.CONTRACT_VERSION``), a hook core does not declare.
+"""
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import traceback
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import ModuleType
 
 import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from core import hookspecs
 
@@ -24,6 +33,7 @@ class PluginInfo:
     version: str = ""
     description: str = ""
     hooks: list[str] = field(default_factory=list)
+    default_enabled: bool = True  # GLIA_DEFAULT_ENABLED: off where a clinic never switched it on
 
 
 def installed() -> list[tuple[str, object]]:
@@ -34,6 +44,50 @@ def installed() -> list[tuple[str, object]]:
 def _describe(module: ModuleType) -> str:
     doc = (module.__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
+
+
+def _roots(module_name: str) -> list[Path]:
+    """The folders of the plugin's top-level package (or its single file), found without importing it."""
+    try:
+        spec = importlib.util.find_spec(module_name.split(".")[0])
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [Path(p).resolve() for p in spec.submodule_search_locations]
+    return [Path(spec.origin).resolve()] if spec.origin else []
+
+
+def import_site(exc: BaseException, module_name: str) -> str:
+    """Where an import failed: the deepest line in the plugin's own files ("" if none ran, say it is
+    not installed). A failure inside a library it imports is named at the plugin's line that imported it."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}, line {exc.lineno}"
+    roots = _roots(module_name)
+    own = [f for f in traceback.extract_tb(exc.__traceback__)
+           if not f.filename.startswith("<") and any(Path(f.filename).resolve().is_relative_to(r) for r in roots)]
+    return f"{own[-1].filename}, line {own[-1].lineno}" if own else ""
+
+
+def check_declarations(name: str, module: ModuleType) -> None:
+    """Refuse a plugin whose GLIA_CONTRACT range leaves out the contract this Glia offers, or whose
+    GLIA_DEFAULT_ENABLED is not a bool."""
+    default = getattr(module, "GLIA_DEFAULT_ENABLED", True)
+    if not isinstance(default, bool):
+        raise PluginLoadError(f"plugin {name!r}: GLIA_DEFAULT_ENABLED must be True or False, not {default!r}")
+    wanted = getattr(module, "GLIA_CONTRACT", None)
+    if wanted is None:
+        return
+    try:
+        spec = SpecifierSet(str(wanted))
+    except InvalidSpecifier:
+        raise PluginLoadError(f"plugin {name!r} declares GLIA_CONTRACT = {wanted!r}, which is not a version "
+                              f'range such as ">=1.0,<2"') from None
+    offered = hookspecs.CONTRACT_VERSION
+    if not spec.contains(offered, prereleases=True):
+        raise PluginLoadError(f"plugin {name!r} requires Glia plugin contract {spec}, but this Glia offers "
+                              f"contract {offered}: install a release of the plugin made for contract {offered}")
 
 
 def build_manager(plugins=None, blocked=()) -> tuple[pluggy.PluginManager, dict[str, PluginInfo], list[str]]:
@@ -61,6 +115,8 @@ def build_manager(plugins=None, blocked=()) -> tuple[pluggy.PluginManager, dict[
             skipped.append(name)
             continue
         version = ""
+        module_name = source.__name__ if isinstance(source, ModuleType) else (
+            source if isinstance(source, str) else source.module)
         try:
             if isinstance(source, ModuleType):
                 module = source
@@ -70,7 +126,10 @@ def build_manager(plugins=None, blocked=()) -> tuple[pluggy.PluginManager, dict[
                 module = source.load()
                 version = source.dist.version if source.dist else ""
         except Exception as exc:  # noqa: BLE001 - any import failure must name the plugin
-            raise PluginLoadError(f"plugin {name!r} failed to import: {type(exc).__name__}: {exc}") from exc
+            where = import_site(exc, module_name)
+            raise PluginLoadError(f"plugin {name!r} failed to import{' at ' + where if where else ''}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+        check_declarations(name, module)
         try:
             pm.register(module, name=name)
             pm.check_pending()
@@ -78,5 +137,5 @@ def build_manager(plugins=None, blocked=()) -> tuple[pluggy.PluginManager, dict[
             raise PluginLoadError(f"plugin {name!r} is invalid: {exc}") from exc
         hooks = sorted(h.name for h in pm.get_hookcallers(module) or [])
         loaded[name] = PluginInfo(name, module, version or getattr(module, "__version__", ""),
-                                  _describe(module), hooks)
+                                  _describe(module), hooks, getattr(module, "GLIA_DEFAULT_ENABLED", True))
     return pm, loaded, skipped

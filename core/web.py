@@ -18,6 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from core import audit, audit_chain, auth, db, hooks, tablet
 from core import safe_logging
+from core.config import show_errors
 from core.slots import NavItem
 
 csrf = CSRFProtect()
@@ -205,8 +206,11 @@ def _failure_page(err: BaseException):
     g.failed = True
     session.pop("_flashes", None)  # a "saved" notice queued by the view would now be a lie
     message = f"The error has been logged with reference {ref}."
+    # a developer's own machine may see what failed; production never does (core.config)
+    detail = "".join(traceback.format_exception(err)) if show_errors(current_app) else ""
     try:
-        body = render_template("error.html", code=500, title="Something went wrong", message=message, ref=ref)
+        body = render_template("error.html", code=500, title="Something went wrong", message=message, ref=ref,
+                               detail=detail)
     except Exception:  # noqa: BLE001 - the page itself needed the failing database
         body = f"<!doctype html><title>Something went wrong</title><h1>Something went wrong</h1><p>{message}</p>"
     return make_response(body, 500)

@@ -71,7 +71,8 @@ def test_broken_installed_plugin_stops_the_command(tmp_path):
     out = subprocess.run([sys.executable, "-c", "from core.cli import main; main()", "plugins", "list"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
-    assert "plugin 'broken' failed to import: ModuleNotFoundError" in out.stderr
+    assert "plugin 'broken' failed to import at " in out.stderr  # where, in the plugin's own file
+    assert "broken_import.py, line 2: ModuleNotFoundError" in out.stderr
 
 
 def test_init_creates_a_clinic_and_its_first_admin(glia, make_app, db):

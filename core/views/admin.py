@@ -12,7 +12,7 @@ from core.auth import clinics_of, staff
 from core.db import get_session
 from core.form_fields import CheckField, GliaForm, Posted, Ticked
 from core.models import Clinic
-from core.plugin_state import (REASON_MAX, UnknownPlugin, clean_reason, gates_off_by_clinic, is_gate,
+from core.plugin_state import (REASON_MAX, UnknownPlugin, clean_reason, gates_off_by_clinic, is_gate, is_on,
                                reason_problem, set_enabled, states)
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -42,8 +42,7 @@ def plugins():
     clinics = clinics_of(current_user)
     db = get_session()
     state = states(db, [c.id for c in clinics])
-    enabled = {(c.id, name): state.get((c.id, name)).enabled if (c.id, name) in state else True
-               for c in clinics for name in ext.plugins}
+    enabled = {(c.id, name): is_on(state.get((c.id, name)), info) for c in clinics for name, info in ext.plugins.items()}
     gates = {name for name in ext.plugins if is_gate(ext.plugins, name)}
     return render_template("admin/plugins.html", plugins=ext.plugins, blocked=ext.blocked, clinics=clinics,
                            enabled=enabled, gates=gates, gates_off=gates_off_by_clinic(db, [c.id for c in clinics]))

@@ -8,6 +8,7 @@ from core.hookspecs import hookimpl
 from core.slots import DocumentType, NavItem, Panel, PortalItem, Setting
 
 __version__ = "0.1.0"
+GLIA_CONTRACT = ">=1.0,<2"
 BILLING_ROLES = ("admin", "manager", "front_desk")
 
 

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from flask import render_template, url_for
+from flask import url_for
 from sqlmodel import select
 
 from core.hookspecs import hookimpl
 from core.models import Patient, SessionStatus
-from core.slots import DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget
+from core.slots import DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget, render
 from plugins.consent import gate, models, service, status
 
 __version__ = "1.0"
+GLIA_CONTRACT = ">=1.0,<2"
 
 DEFAULT_REQUIRED = {
     "iv_ketamine": ["informed_ketamine", "treatment_day", "financial"],
@@ -75,7 +76,7 @@ def patient_chart_panels(clinic, patient, user):
     st = status.status_for(session, clinic, [patient.id])[patient.id]
     modality = service.modality_of(session, clinic, patient.id)
     required = service.required_kinds(service.settings(session, clinic), modality) if modality else []
-    html = render_template("consent/panel.html", patient=patient, st=st, required=required, modality=modality,
+    html = render("consent/panel.html", patient=patient, st=st, required=required, modality=modality,
                            viewer=user, reviewer=user.role.value in service.REVIEWERS)
     return [Panel("Consents and screening", html, order=20)]
 
@@ -92,7 +93,7 @@ def session_panels(clinic, patient, treatment, user):
     st = status.status_for(get_session(), clinic, [patient.id])[patient.id]
     if not st.flagged and not st.history_error:
         return []
-    html = render_template("consent/session_panel.html", patient=patient, treatment=treatment, st=st,
+    html = render("consent/session_panel.html", patient=patient, treatment=treatment, st=st,
                            can_review=user.role.value in service.REVIEWERS)
     return [Panel("Screening history", html, order=15)]
 
@@ -109,7 +110,7 @@ def dashboard_widgets(clinic, user):
     treatments = [t for t, _ in found]
     blocked = {tid: reasons for tid, reasons in gate.blockers_for(session, clinic, treatments).items() if reasons}
     rows = [(t, patient, blocked[t.id]) for t, patient in found if t.id in blocked]
-    html = render_template("consent/widget.html", rows=rows, total=len(treatments),
+    html = render("consent/widget.html", rows=rows, total=len(treatments),
                            clinical=user.role.value != "front_desk",
                            chart=lambda pid: service.link_to("patients.chart", patient_id=pid) or url_for("consent.patient", patient_id=pid))
     widgets = [Widget("Blocked today: consent and screening", html, order=15)]
@@ -117,7 +118,7 @@ def dashboard_widgets(clinic, user):
     if waiting or user.role.value in service.REVIEWERS:
         names = {p.id: p for p in session.exec(select(Patient).where(
             Patient.clinic_id == clinic.id, Patient.id.in_({r.patient_id for r in waiting})))} if waiting else {}
-        widgets.append(Widget("Consents awaiting clinician attestation", render_template(
+        widgets.append(Widget("Consents awaiting clinician attestation", render(
             "consent/attest_widget.html", rows=[(r, names[r.patient_id]) for r in waiting],
             can_attest=user.role.value in service.REVIEWERS), order=16))
     return widgets
@@ -155,7 +156,7 @@ def letter_sections(clinic, patient, recipient):
 
     session = get_session()
     st = status.status_for(session, clinic, [patient.id])[patient.id]
-    html = render_template("consent/letter_section.html", st=st, zone=ZoneInfo(clinic.timezone))
+    html = render("consent/letter_section.html", st=st, zone=ZoneInfo(clinic.timezone))
     return [LetterSection("Consent and safety screening", html, order=50)]
 
 

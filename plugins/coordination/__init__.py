@@ -7,6 +7,7 @@ from markupsafe import Markup
 from core.hookspecs import hookimpl
 from core.slots import DocumentType, NavItem, Panel, Setting, Widget
 
+GLIA_CONTRACT = ">=1.0,<2"
 CLINICAL_ROLES = ("admin", "manager", "clinician")
 
 

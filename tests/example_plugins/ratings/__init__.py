@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import click
-from flask import render_template, url_for
-from markupsafe import Markup
+from flask import url_for
 from sqlmodel import func, select
 
 from core.db import get_session
 from core.hookspecs import hookimpl
 from core.models import Patient, utcnow
-from core.slots import Blocker, DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget
+from core.slots import Blocker, DocumentType, LetterSection, NavItem, Panel, PortalItem, Setting, Widget, render
 
 __version__ = "1.2.0"
+GLIA_CONTRACT = ">=1.0,<2"  # the contract range this plugin was written for (core.hookspecs)
 
 # Every call the plugin receives, as (hook, clinic slug or detail): tests read this to prove
 # which clinics a plugin was (or was never) called for.
@@ -88,23 +88,22 @@ def dashboard_widgets(clinic, user):
     from .models import Rating
 
     count = get_session().exec(select(func.count()).select_from(Rating).where(Rating.clinic_id == clinic.id)).one()
-    # render_template's str is accepted as it is: core treats slot html as rendered (escaped) markup
-    return [Widget("Visit ratings", render_template("ratings/widget.html", count=count), order=90)]
+    return [Widget("Visit ratings", render("ratings/widget.html", count=count), order=90)]
 
 
 @hookimpl
 def patient_chart_panels(clinic, patient, user):
     CALLS.append(("patient_chart_panels", clinic.slug))
-    html = render_template("ratings/panel.html", patient=patient, ratings=_ratings(clinic, patient.id))
-    return [Panel("Visit ratings", Markup(html), order=80)]
+    html = render("ratings/panel.html", patient=patient, ratings=_ratings(clinic, patient.id))
+    return [Panel("Visit ratings", html, order=80)]
 
 
 @hookimpl
 def session_panels(clinic, patient, treatment, user):
     CALLS.append(("session_panels", clinic.slug))
     ratings = _ratings(clinic, patient.id)
-    html = render_template("ratings/session.html", last=ratings[-1] if ratings else None)
-    return [Panel("Last visit rating", Markup(html), order=80)]
+    html = render("ratings/session.html", last=ratings[-1] if ratings else None)
+    return [Panel("Last visit rating", html, order=80)]
 
 
 @hookimpl
@@ -130,7 +129,7 @@ def letter_sections(clinic, patient, recipient):
     ratings = _ratings(clinic, patient.id)
     if not ratings:
         return []
-    return [LetterSection("Visit ratings", Markup(render_template("ratings/letter.html", ratings=ratings)), order=70)]
+    return [LetterSection("Visit ratings", render("ratings/letter.html", ratings=ratings), order=70)]
 
 
 @hookimpl
