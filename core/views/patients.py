@@ -25,6 +25,7 @@ from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, M
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
 from core.outcomes import measures
 from core.outcomes.chart import trend_chart
+from core.questionnaires import due_questionnaires
 from core.scheduling.calendar import Calendar
 from core.scheduling.planner import Request, in_the_way
 from core.slots import Panel
@@ -240,10 +241,12 @@ def add_score(patient_id: int):
         return render_chart(patient, status=422, errors={f"score_{instrument.name}": (
             f"Answer all {scoring.ITEMS[instrument]} {instrument.value} questions (each 0 to 3). Nothing was saved.")},
             open_form=instrument.name)
+    db = get_session()
+    # answers the questionnaire the next session asks for, as the portal's would: it is no longer due there
+    due = next((d for d in due_questionnaires(g.clinic, patient, db=db) if d.instrument == instrument), None)
     score = OutcomeScore(clinic_id=g.clinic.id, patient_id=patient.id, instrument=instrument, items=items,
                          total=result["total"], band=result["band"], item9=result["item9"], alert=result["alert"],
-                         taken_at=utcnow())
-    db = get_session()
+                         taken_at=utcnow(), treatment_id=due.treatment.id if due else None)
     db.add(score)
     db.flush()
     audit.record("score.create", object_type="outcome_score", object_id=score.id, patient_id=patient.id,
