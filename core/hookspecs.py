@@ -102,7 +102,7 @@ def patient_created(clinic, patient):
 
 @hookspec
 def document_issued(clinic, document):
-    """An immutable document (signed consent, sent letter, superbill...) was issued."""
+    """An immutable document (signed consent, sent letter, superbill, a payment's receipt...) was issued."""
 
 
 # -- single decisions ----------------------------------------------------------------------
