@@ -138,7 +138,8 @@ def patient_created(clinic, patient):
 
 @hookspec
 def document_issued(clinic, document):
-    """An immutable document (signed consent, sent letter, superbill...) was issued and committed.
+    """An immutable document (signed consent, sent letter, superbill, a payment's receipt...) was
+    issued and committed.
 
     ``document`` is the issuing plugin's row: ``id``, ``clinic_id``, ``patient_id`` and ``__tablename__``.
     """

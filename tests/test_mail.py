@@ -273,12 +273,13 @@ def test_reminders_go_out_the_day_before_once_each(mail_app, smtp_server, db):
     out = run_cli(mail_app, "reminders", "--clinic", "stillwater")
     assert f"stillwater: {len(due)} reminders" in out
     smtp_server.wait_for(len(due))
-    assert sorted(m["To"] for m in smtp_server.messages) == sorted(p.email for _t, p in due)
+    subject = f"Reminder: your appointment tomorrow at {clinic.name}"
+    reminders = [m for m in smtp_server.messages if m["Subject"] == subject]  # beside any questionnaire due
+    assert sorted(m["To"] for m in reminders) == sorted(p.email for _t, p in due)
     stay = {150: "about 2.5 hours", 90: "about 1.5 hours", 75: "about 1 hour"}
     expected = {p.email: (t.scheduled_at.astimezone(ZoneInfo(clinic.timezone)).strftime("%I:%M %p").lstrip("0"),
                           stay[BOOKED_MINUTES[t.modality]]) for t, p in due}
-    for msg in smtp_server.messages:
-        assert msg["Subject"] == f"Reminder: your appointment tomorrow at {clinic.name}"
+    for msg in reminders:
         body = " ".join(text_of(msg).split())
         at, hours = expected[msg["To"]]
         assert f"tomorrow, {at}" in body and hours in body
@@ -286,10 +287,11 @@ def test_reminders_go_out_the_day_before_once_each(mail_app, smtp_server, db):
         assert "Do not eat for 4 hours" in body and "Bring a photo ID" in body
     for _t, p in due:
         assert_no_phi(" ".join(m["Subject"] for m in smtp_server.messages), phi_of(db, p))
+    sent = len(smtp_server.messages)
     again = run_cli(mail_app, "reminders", "--clinic", "stillwater")
-    assert "stillwater: 0 reminders" in again
+    assert "stillwater: 0 reminders, 0 questionnaires due" in again
     time.sleep(0.5)
-    assert len(smtp_server.messages) == len(due)
+    assert len(smtp_server.messages) == sent
     assert len(messages_of(mail_app, kind=MailKind.reminder)) == len(due)
 
 
@@ -321,7 +323,8 @@ def test_an_issued_superbill_tells_its_portal_patient_and_send_link_invites_one_
     client = mail_app.test_client()
     login(mail_app, client, "manager")
     pid, _iid, _day, sid = paid_superbill(mail_app, client, db)  # ST1000 has the demo portal login
-    [msg] = smtp_server.wait_for(1)
+    receipt, msg = smtp_server.wait_for(2)  # the payment's receipt, then the superbill
+    assert "A new receipt from" in text_of(receipt)
     clinic = clinic_of(db)
     patient = db.get(Patient, pid)
     assert msg["To"] == patient.email and msg["Subject"] == f"A document is ready in your {clinic.name} portal"
@@ -331,9 +334,9 @@ def test_an_issued_superbill_tells_its_portal_patient_and_send_link_invites_one_
     resp = post(mail_app, client, f"/billing/superbills/{sid}/send-link")
     assert resp.status_code == 302
     assert "Portal link recorded: a message that the superbill is in the portal was e-mailed to the patient." in client.get(resp.headers["Location"]).text
-    assert len(smtp_server.wait_for(2)) == 2 and smtp_server.messages[1]["To"] == patient.email
+    assert len(smtp_server.wait_for(3)) == 3 and smtp_server.messages[2]["To"] == patient.email
     kinds = [m.kind for m in messages_of(mail_app, patient_id=pid)]
-    assert kinds == [MailKind.document, MailKind.document]
+    assert kinds == [MailKind.document, MailKind.document, MailKind.document]
 
 
 def test_send_link_for_a_patient_without_a_portal_account_sends_an_invitation(mail_app, smtp_server, db):

@@ -39,6 +39,19 @@ def send_confirmation(db, clinic, patient, sessions):
     return confirmation(db, clinic, patient, sessions)
 
 
+def send_session_change(db, clinic, patient, session):
+    """After a session moved or was cancelled: the updated confirmation, or the cancellation, each with
+    an .ics that replaces the calendar's event. A session whose time has passed is not announced."""
+    from core.mail import compose
+    from core.models import SessionStatus, utcnow
+
+    if not patient.email or session.patient_id != patient.id or session.scheduled_at <= utcnow():
+        return None
+    if session.status == SessionStatus.cancelled:
+        return compose.cancellation(db, clinic, patient, session)
+    return compose.moved(db, clinic, patient, session)
+
+
 def send_document_ready(db, clinic, patient, what: str):
     """Tell the patient a document (a superbill, a receipt) waits in the portal."""
     from core.mail.compose import document_ready

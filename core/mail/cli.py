@@ -1,4 +1,5 @@
-"""`glia mail send` (attempt what is due) and `glia mail reminders` (tomorrow's, once each)."""
+"""`glia mail send` (attempt what is due) and `glia mail reminders` (tomorrow's reminders and the
+questionnaires now due, once each)."""
 from __future__ import annotations
 
 import click
@@ -9,7 +10,7 @@ from sqlmodel import select
 from core.db import session_scope
 from core.mail import sending, settings
 from core.mail.models import MailStatus
-from core.mail.reminders import send_reminders
+from core.mail.reminders import send_questionnaires_due, send_reminders
 from core.models import Clinic
 
 
@@ -25,7 +26,7 @@ def _app():
 
 @click.group("mail")
 def mail_group():
-    """Patient e-mail: send what is queued, send tomorrow's reminders."""
+    """Patient e-mail: send what is queued, send tomorrow's reminders and questionnaires due."""
 
 
 @mail_group.command("send")
@@ -46,7 +47,8 @@ def send_command(now_too: bool):
 @click.option("--clinic", "slug", default=None, help="One clinic's slug (default: every clinic).")
 @with_appcontext
 def reminders_command(slug: str | None):
-    """Remind each patient with a session tomorrow (clinic time); running it twice sends nothing twice."""
+    """Remind each patient with a session tomorrow (clinic time) and ask portal patients for the
+    questionnaires their next session wants; running it twice sends nothing twice."""
     app = _app()
     engine = app.extensions["glia"].engine
     made = []
@@ -57,8 +59,9 @@ def reminders_command(slug: str | None):
             raise click.ClickException(f"no clinic with slug {slug!r}")
         for clinic in clinics:
             found = send_reminders(db, clinic)
-            made += [(m.id, m.status) for m in found]
-            click.echo(f"{clinic.slug}: {len(found)} reminders")
+            asked = send_questionnaires_due(db, clinic)
+            made += [(m.id, m.status) for m in found + asked]
+            click.echo(f"{clinic.slug}: {len(found)} reminders, {len(asked)} questionnaires due")
     queued = [mid for mid, status in made if status == MailStatus.queued]
     if queued:
         sending.dispatch(app, queued)

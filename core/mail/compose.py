@@ -25,7 +25,9 @@ SUBJECTS = {
     MailKind.reminder: "Reminder: your appointment tomorrow at {clinic}",
     MailKind.questionnaire: "A questionnaire before your visit to {clinic}",
     MailKind.document: "A document is ready in your {clinic} portal",
+    MailKind.cancellation: "Your appointment at {clinic} is cancelled",
 }
+MOVED = "Your appointment at {clinic} has changed"
 
 
 LOCAL = "http://127.0.0.1:5000"
@@ -46,13 +48,15 @@ def when(clinic: Clinic, at: datetime, fmt: str = "%A, %B %d, %Y at %I:%M %p") -
     return f"{text} ({at.astimezone(ZoneInfo(clinic.timezone)).tzname()})"
 
 
-def _body(kind: MailKind, clinic: Clinic, **values) -> str:
-    return render_template(f"mail/{kind.value}.txt", clinic=clinic, address=ics.clinic_address(clinic), **values)
+def _body(kind: MailKind | str, clinic: Clinic, **values) -> str:
+    name = kind.value if isinstance(kind, MailKind) else kind
+    return render_template(f"mail/{name}.txt", clinic=clinic, address=ics.clinic_address(clinic), **values)
 
 
-def _send(db: Session, clinic: Clinic, patient: Patient, kind: MailKind, body: str, **kw) -> MailMessage:
-    return queue_message(db, clinic, patient.email, kind, SUBJECTS[kind].format(clinic=clinic.name), body,
-                         patient_id=patient.id, **kw)
+def _send(db: Session, clinic: Clinic, patient: Patient, kind: MailKind, body: str, subject: str = "",
+          **kw) -> MailMessage:
+    return queue_message(db, clinic, patient.email, kind, (subject or SUBJECTS[kind]).format(clinic=clinic.name),
+                         body, patient_id=patient.id, **kw)
 
 
 def _minutes(db: Session, sessions: list[TreatmentSession]) -> dict[int, int]:
@@ -85,10 +89,31 @@ def confirmation(db: Session, clinic: Clinic, patient: Patient, sessions: list[T
     return _send(db, clinic, patient, MailKind.confirmation, body, attachment=attachment)
 
 
+def moved(db: Session, clinic: Clinic, patient: Patient, t: TreatmentSession) -> MailMessage:
+    """The confirmation of a session's new time: its .ics event keeps the UID, with a higher SEQUENCE."""
+    minutes = _minutes(db, [t])[t.id]
+    body = _body("moved", clinic, when=when(clinic, t.scheduled_at), hours=_hours(minutes), link=link("portal.home"))
+    return _send(db, clinic, patient, MailKind.confirmation, body, subject=MOVED,
+                 attachment=("appointment.ics", "text/calendar", ics.appointments(clinic, [(t, minutes)])))
+
+
+def cancellation(db: Session, clinic: Clinic, patient: Patient, t: TreatmentSession) -> MailMessage:
+    """The session is off: a METHOD:CANCEL .ics takes it out of the patient's calendar."""
+    minutes = _minutes(db, [t])[t.id]
+    body = _body(MailKind.cancellation, clinic, when=when(clinic, t.scheduled_at), link=link("portal.home"))
+    attachment = ("cancelled.ics", "text/calendar", ics.appointments(clinic, [(t, minutes)], cancel_for=patient.email))
+    return _send(db, clinic, patient, MailKind.cancellation, body, attachment=attachment)
+
+
+def reminder_key(clinic: Clinic, t: TreatmentSession) -> str:
+    """Once per session and day: a session moved to another day is reminded again before its new day."""
+    return f"reminder:{t.id}:{t.scheduled_at.astimezone(ZoneInfo(clinic.timezone)).date().isoformat()}"
+
+
 def reminder(db: Session, clinic: Clinic, patient: Patient, t: TreatmentSession) -> MailMessage:
     body = _body(MailKind.reminder, clinic, when=when(clinic, t.scheduled_at, "%I:%M %p").lstrip("0"),
                  hours=_hours(_minutes(db, [t])[t.id]), link=link("portal.home"))
-    return _send(db, clinic, patient, MailKind.reminder, body, dedupe_key=f"reminder:{t.id}")
+    return _send(db, clinic, patient, MailKind.reminder, body, dedupe_key=reminder_key(clinic, t))
 
 
 def questionnaire(db: Session, clinic: Clinic, patient: Patient, t: TreatmentSession) -> MailMessage:

@@ -1,4 +1,4 @@
-"""Core's mail as a plugin of its own hooks: a superbill issued tells its patient; the desk's menu entry.
+"""Core's mail as a plugin of its own hooks: a superbill or receipt issued tells its patient; the desk's menu.
 
 Core never imports a plugin, so the document is recognised by its table name; only documents the
 patient can open in the portal are announced, and only to a patient who has a portal account.
@@ -10,7 +10,8 @@ from flask import url_for
 from core.hookspecs import hookimpl
 from core.slots import NavItem
 
-IN_PORTAL = {"billing_superbill": "superbill"}
+# a payment, refund or correction is a ledger row whose receipt the portal renders from it
+IN_PORTAL = {"billing_superbill": "superbill", "billing_payment": "receipt"}
 
 
 @hookimpl

@@ -28,12 +28,13 @@ class MailKind(str, enum.Enum):
     reminder = "reminder"
     questionnaire = "questionnaire"
     document = "document"
+    cancellation = "cancellation"
 
     @property
     def label(self) -> str:
         return {"invitation": "Portal invitation", "confirmation": "Appointment confirmation",
                 "reminder": "Appointment reminder", "questionnaire": "Questionnaire due",
-                "document": "Document ready"}[self.value]
+                "document": "Document ready", "cancellation": "Appointment cancelled"}[self.value]
 
 
 class MailMessage(SQLModel, table=True):
@@ -54,7 +55,7 @@ class MailMessage(SQLModel, table=True):
     attempts: int = 0
     last_error: str = Field(default="", max_length=200)
     next_attempt_at: datetime | None = ts()
-    # what this message is about, once: "reminder:<session id>" makes a second reminder impossible
+    # what this message is about, once: "reminder:<session id>:<day>" makes a second reminder impossible
     dedupe_key: str | None = Field(default=None, max_length=80, unique=True)
     created_at: datetime = ts(nullable=False)
     sent_at: datetime | None = ts()

@@ -12,7 +12,7 @@ from datetime import date, time, timedelta
 from sqlmodel import Session, select
 
 from core import audit
-from core.mail import send_confirmation
+from core.mail import send_confirmation, send_session_change
 from core.models import Modality, Patient, Provider, TreatmentSession, utcnow
 from core.scheduling.calendar import INACTIVE, Calendar, Slot, booked_between, clashes
 from core.scheduling.models import Booking, Chair, CoursePlan
@@ -158,6 +158,7 @@ def move(db: Session, cal: Calendar, t: TreatmentSession, booking: Booking | Non
     db.add_all([t, booking])
     audit.record("session.move", object_type="treatment_session", object_id=t.id, patient_id=t.patient_id,
                  detail=f"to {t.scheduled_at:%Y-%m-%d %H:%M} UTC")
+    send_session_change(db, cal.clinic, req.patient, t)  # the new time, replacing the calendar's event
     return True
 
 

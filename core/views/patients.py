@@ -25,6 +25,8 @@ from core.models import (CareTeamMember, ClinicianKind, Diagnosis, Instrument, M
                          OutsideClinician, Patient, Provider, Sensitivity, TreatmentSession, User, utcnow)
 from core.outcomes import measures
 from core.outcomes.chart import trend_chart
+from core.questionnaires import due_questionnaires
+from core.scheduling import progress as course_progress
 from core.scheduling.calendar import Calendar
 from core.scheduling.planner import Request, in_the_way
 from core.slots import Panel
@@ -164,7 +166,8 @@ def chart_context(patient: Patient) -> dict:
     began = (select(measures.given_at_sql())
              .where(*of_patient, TreatmentSession.status == measures.GIVEN)
              .order_by(TreatmentSession.scheduled_at, TreatmentSession.id).limit(1).scalar_subquery())
-    rows = db.exec(select(TreatmentSession, func.count().over().label("total"), began.label("began")).where(*of_patient)
+    rows = db.exec(select(TreatmentSession, func.count().over().label("total"), began.label("began"),
+                          *course_progress.columns(clinic.id, patient.id)).where(*of_patient)
                    .order_by(TreatmentSession.scheduled_at.desc()).limit(SESSIONS_SHOWN)).all()
     sessions = [row[0] for row in rows]
     session_count = rows[0].total if rows else 0
@@ -173,7 +176,8 @@ def chart_context(patient: Patient) -> dict:
     staff_names = dict(db.exec(select(User.id, User.name).where(User.id.in_(sorted(signers)))).all())  # one query, even when empty
     today = date.today()
     age = today.year - patient.dob.year - ((today.month, today.day) < (patient.dob.month, patient.dob.day))
-    ctx = {"patient": patient, "sessions": sessions, "session_count": session_count, "providers": {p.id: p for p in providers}, "age": age,
+    ctx = {"patient": patient, "sessions": sessions, "session_count": session_count,
+           "course": course_progress.from_row(rows[0] if rows else None), "providers": {p.id: p for p in providers}, "age": age,
            "staff_names": staff_names,
            "provider_options": [(p.id, p.display_name) for p in providers if p.active],
            "modality_options": [(m.value, m.label) for m in Modality], "clinical": clinical, "open_form": "",
@@ -240,10 +244,12 @@ def add_score(patient_id: int):
         return render_chart(patient, status=422, errors={f"score_{instrument.name}": (
             f"Answer all {scoring.ITEMS[instrument]} {instrument.value} questions (each 0 to 3). Nothing was saved.")},
             open_form=instrument.name)
+    db = get_session()
+    # answers the questionnaire the next session asks for, as the portal's would: it is no longer due there
+    due = next((d for d in due_questionnaires(g.clinic, patient, db=db) if d.instrument == instrument), None)
     score = OutcomeScore(clinic_id=g.clinic.id, patient_id=patient.id, instrument=instrument, items=items,
                          total=result["total"], band=result["band"], item9=result["item9"], alert=result["alert"],
-                         taken_at=utcnow())
-    db = get_session()
+                         taken_at=utcnow(), treatment_id=due.treatment.id if due else None)
     db.add(score)
     db.flush()
     audit.record("score.create", object_type="outcome_score", object_id=score.id, patient_id=patient.id,

@@ -13,7 +13,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 from sqlmodel import select
 
-from core import audit, confirm, dosing, hooks, workflow
+from core import audit, confirm, dosing, hooks, mail, workflow
 from core.auth import staff
 from core.db import get_session
 from core.formatting import label, local, local_time
@@ -290,6 +290,8 @@ def _end(session_id: int, to: SessionStatus, message: str):
     except workflow.Conflict as exc:
         return _conflict(t, patient, exc)
     audit.record(f"session.{to.value}", object_type="treatment_session", object_id=t.id, patient_id=patient.id)
+    if to == S.cancelled:
+        mail.send_session_change(get_session(), g.clinic, patient, t)  # takes it out of the patient's calendar
     flash(message)
     return redirect(url_for("sessions.detail", session_id=t.id))
 

@@ -10,6 +10,7 @@ from core.auth import staff
 from core.db import get_session
 from core.models import Modality, Patient, Provider, utcnow
 from core.pdf import pdf_response
+from core.web import after_commit
 from plugins.billing import charges as rules
 from plugins.billing.documents import render, voids
 from plugins.billing.errors import BillingError
@@ -172,6 +173,7 @@ def pay(iid: int):
     else:
         audit.record("billing.payment_recorded", object_type="billing_payment", object_id=payment.id,
                      patient_id=inv.patient_id)
+        after_commit("document_issued", clinic=g.clinic, document=payment)  # its receipt, as superbills are
         flash(f"Payment of {money(payment.amount_cents)} recorded: receipt {payment.receipt_label}.")
     return redirect(url_for("billing.invoice", iid=inv.id))
 
@@ -197,6 +199,7 @@ def refund(pay_id: int):
     else:
         audit.record("billing.refund_recorded", object_type="billing_payment", object_id=entry.id,
                      patient_id=inv.patient_id)
+        after_commit("document_issued", clinic=g.clinic, document=entry)
         flash(f"Refund of {money(entry.amount_cents)} recorded: receipt {entry.receipt_label}.")
     return redirect(url_for("billing.invoice", iid=inv.id))
 
@@ -222,6 +225,7 @@ def correct(pay_id: int):
     if not replayed:
         audit.record("billing.payment_corrected", object_type="billing_payment", object_id=entry.id,
                      patient_id=inv.patient_id, detail=f"replaces {original.id}")
+        after_commit("document_issued", clinic=g.clinic, document=entry)
         flash(f"Receipt {original.receipt_label} voided; the corrected payment is receipt {entry.receipt_label}.")
     return redirect(url_for("billing.invoice", iid=inv.id))
 
