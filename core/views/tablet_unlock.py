@@ -51,7 +51,8 @@ def tablet_unlock():
         return redirect(next_url)
     with_pin = bool(form.pin.data) and not form.password.data
     if with_pin and not tablet.pin_usable(user):
-        return _refused(form, {"password": "The PIN is switched off: unlock with your password."})
+        why = "The PIN is switched off" if user.tablet_pin_hash else "You have not set a tablet PIN"
+        return _refused(form, {"password": f"{why}: unlock with your password."})
     if not (form.pin.data or form.password.data):
         return _refused(form, {"password": "Enter your PIN or your password."})
     locked = _locked(user)
