@@ -29,6 +29,8 @@ def load(app: Flask, overrides: dict) -> None:
         GLIA_PROXY_HOPS=int(os.environ.get("GLIA_PROXY_HOPS", "0")),
         SECRET_KEY=secret or secrets.token_hex(32),  # a CLI command that serves nothing needs none
         GLIA_SECRET_KEY_GENERATED=not secret,
+        # seals TOTP secrets at rest (core.mfa); without it, derived from GLIA_SECRET_KEY
+        GLIA_MFA_KEY=os.environ.get("GLIA_MFA_KEY", ""),
         SESSION_COOKIE_NAME="__Host-glia" if prod else "glia_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",

@@ -4,6 +4,11 @@ Admins and managers must enrol (a clinic can require it of all its staff); until
 access check sends them to the enrolment page. Codes are accepted once: a TOTP step no earlier
 than the last accepted one is refused, and a recovery code is marked used in the same UPDATE
 that checks it was not, so two requests racing with one code cannot both pass.
+
+The TOTP secret is sealed at rest with AES-GCM under a key that never lives in the database
+(``secret_key``), bound to its user's id, so a database copy alone yields no codes. Rows written
+before sealing existed are sealed by migration 0014 when the key is in its environment, else the
+first time they are used.
 """
 from __future__ import annotations
 
@@ -16,6 +21,10 @@ from datetime import datetime
 import pyotp
 import segno
 from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import delete, update
 from sqlmodel import Session, select
@@ -26,6 +35,54 @@ ISSUER = "Glia"
 RECOVERY_CODES = 10
 ENROL_MINUTES = 30  # an unconfirmed secret older than this is started again
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read off paper
+SEALED = "g1:"  # the prefix of a sealed secret (a plain base32 secret never contains ":")
+_PURPOSE = b"glia mfa_factor.secret v1"
+
+
+class MfaKeyError(RuntimeError):
+    """A sealed secret does not open under this server's key (GLIA_MFA_KEY or GLIA_SECRET_KEY changed)."""
+
+
+# -- the secret at rest --------------------------------------------------------------------
+
+def derive_key(material: bytes) -> bytes:
+    """A 256-bit key for this one purpose, so the material's other uses (cookies) stay apart."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PURPOSE).derive(material)
+
+
+def secret_key() -> bytes:
+    """GLIA_MFA_KEY if set, else the configured SECRET_KEY; a key generated at start (development,
+    tests) changes with every process, so then the audit key, which is kept outside the database too."""
+    from core.audit_chain import current_key
+
+    cfg = current_app.config
+    if cfg.get("GLIA_MFA_KEY"):
+        return derive_key(cfg["GLIA_MFA_KEY"].encode())
+    if not cfg.get("GLIA_SECRET_KEY_GENERATED"):
+        return derive_key(cfg["SECRET_KEY"].encode())
+    return derive_key(current_key())
+
+
+def seal(secret: str, user_id: int, key: bytes | None = None) -> str:
+    nonce = secrets.token_bytes(12)
+    box = AESGCM(key or secret_key()).encrypt(nonce, secret.encode(), _bound(user_id))
+    return SEALED + base64.urlsafe_b64encode(nonce + box).decode()
+
+
+def unseal(factor: MfaFactor) -> str:
+    """The base32 secret; a row from before sealing is returned as stored (the caller seals it)."""
+    if not factor.secret.startswith(SEALED):
+        return factor.secret
+    try:
+        raw = base64.urlsafe_b64decode(factor.secret[len(SEALED):])
+        return AESGCM(secret_key()).decrypt(raw[:12], raw[12:], _bound(factor.user_id)).decode()
+    except (InvalidTag, ValueError):
+        raise MfaKeyError("the second factor's secret does not open under this server's key") from None
+
+
+def _bound(user_id: int) -> bytes:
+    """Associated data: a sealed secret copied onto another user's row does not open."""
+    return b"user:%d" % user_id
 
 
 def required_roles() -> tuple[str, ...]:
@@ -54,7 +111,7 @@ def enrolment_due(user: User, clinic: Clinic | None) -> bool:
 def start_enrolment(db: Session, user: User) -> MfaFactor:
     """A fresh unconfirmed secret; a confirmed factor stays in force until the new one is confirmed."""
     db.exec(delete(MfaFactor).where(MfaFactor.user_id == user.id, MfaFactor.confirmed_at.is_(None)))
-    factor = MfaFactor(user_id=user.id, secret=pyotp.random_base32(), created_at=utcnow())
+    factor = MfaFactor(user_id=user.id, secret=seal(pyotp.random_base32(), user.id), created_at=utcnow())
     db.add(factor)
     db.flush()
     return factor
@@ -65,11 +122,15 @@ def pending_factor(db: Session, user: User) -> MfaFactor | None:
                                              MfaFactor.confirmed_at.is_(None))).first()
     if factor is None or (utcnow() - factor.created_at).total_seconds() > ENROL_MINUTES * 60:
         return None
+    try:
+        unseal(factor)
+    except MfaKeyError:  # sealed under another key: start the set-up again
+        return None
     return factor
 
 
 def provisioning_uri(factor: MfaFactor, user: User) -> str:
-    return pyotp.TOTP(factor.secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+    return pyotp.TOTP(unseal(factor)).provisioning_uri(name=user.email, issuer_name=ISSUER)
 
 
 def qr_data_uri(uri: str) -> str:
@@ -82,7 +143,7 @@ def qr_data_uri(uri: str) -> str:
 
 def confirm_enrolment(db: Session, user: User, factor: MfaFactor, code: str) -> list[str] | None:
     """Switch the factor on if ``code`` is right; returns the new recovery codes (shown once)."""
-    step = _matching_step(factor.secret, code, utcnow())
+    step = _matching_step(unseal(factor), code, utcnow())
     if step is None:
         return None
     db.exec(delete(MfaFactor).where(MfaFactor.user_id == user.id, MfaFactor.id != factor.id))
@@ -117,7 +178,8 @@ def remove(db: Session, user: User) -> None:
 # -- the second sign-in step ---------------------------------------------------------------
 
 def verify(db: Session, user: User, code: str) -> str | None:
-    """Check a TOTP code or a recovery code; returns which kind was used, or None."""
+    """Check a TOTP code or a recovery code; returns which kind was used, or None.
+    Raises MfaKeyError (no sign-in with a TOTP code) when the secret does not open."""
     cleaned = "".join(code.split()).lower()
     if cleaned.isdigit() and len(cleaned) == 6:
         return "totp" if _use_totp(db, user, cleaned) else None
@@ -134,11 +196,13 @@ def _use_totp(db: Session, user: User, code: str) -> bool:
                                              MfaFactor.confirmed_at.is_not(None))).first()
     if factor is None:
         return False
-    step = _matching_step(factor.secret, code, utcnow())
+    secret = unseal(factor)
+    step = _matching_step(secret, code, utcnow())
     if step is None or step <= factor.last_step:
         return False
+    resealed = {} if factor.secret.startswith(SEALED) else {"secret": seal(secret, user.id)}
     moved = db.exec(update(MfaFactor).where(MfaFactor.id == factor.id, MfaFactor.last_step < step)
-                    .values(last_step=step))
+                    .values(last_step=step, **resealed))
     return moved.rowcount == 1
 
 

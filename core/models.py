@@ -115,6 +115,10 @@ class User(SQLModel, table=True):
     created_at: datetime | None = ts()
     # set while a confirmed second factor exists: read with the user on every request, no extra query
     mfa_enabled_at: datetime | None = ts()
+    # a short code that unlocks the consent tablet (argon2, like the password); after a few wrong
+    # tries only the password unlocks it (core.views.auth.tablet_unlock)
+    tablet_pin_hash: str | None = Field(default=None, max_length=200)
+    pin_failures: int = 0
 
     # Flask-Login's user protocol
     @property
@@ -159,12 +163,13 @@ class UserSession(SQLModel, table=True):
 
 
 class MfaFactor(SQLModel, table=True):
-    """A TOTP secret (RFC 6238); confirmed_at stays empty until the first code proves the enrolment."""
+    """A TOTP secret (RFC 6238), sealed with AES-GCM (core.mfa.seal); confirmed_at stays empty
+    until the first code proves the enrolment."""
 
     __tablename__ = "mfa_factor"
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
-    secret: str = Field(max_length=64)
+    secret: str = Field(max_length=200)
     created_at: datetime = ts(nullable=False)
     confirmed_at: datetime | None = ts()
     last_step: int = 0  # the last accepted 30-second step: a code is never accepted twice

@@ -1,20 +1,28 @@
 """Tablet mode: while a staff member's device is handed to a patient (to sign a consent, say),
 only that patient's tablet pages answer; every other page of the app shows the lock screen until
-the signed-in staff member unlocks it with their password.
+the signed-in staff member unlocks it with their password or their tablet PIN.
 
 The lock is kept on the server-side sign-in session row, not in the cookie, so no cookie trick
 lifts it. Locking only takes access away, so the tablet page's GET may set it; unlocking is a POST
-with the password and the CSRF token (core.views.auth.tablet_unlock).
+with the password or PIN and the CSRF token (core.views.tablet_unlock).
+
+A PIN is short, so it gets few guesses: after PIN_TRIES wrong ones in a row it stops working until
+the password unlocks the tablet (or signs in), and each wrong one also counts towards the account's
+lockout, as a wrong password does.
 """
 from __future__ import annotations
 
+from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, g, render_template, request
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from core import audit
 from core.db import later
-from core.models import UserSession
+from core.models import User, UserSession
+
+PIN_TRIES = 3
+PIN_MIN, PIN_MAX = 6, 12
 
 
 def tablet_page(view):
@@ -50,14 +58,43 @@ def lock(patient) -> None:
     audit.record("tablet.locked", object_type="patient", object_id=patient.id, patient_id=patient.id)
 
 
-def unlock() -> None:
+def unlock(method: str) -> None:
+    """Lift the lock; ``method`` (password or PIN) goes into the audit row."""
     patient_id = locked_patient()
     _set(None)
-    audit.record("tablet.unlocked", object_type="patient", object_id=patient_id, patient_id=patient_id)
+    audit.record("tablet.unlocked", object_type="patient", object_id=patient_id, patient_id=patient_id,
+                 detail=f"with {method}")
 
 
-def lock_screen(status: int = 423, *, error: str = "", next_url: str = ""):
-    return render_template("auth/tablet_locked.html", error=error, next=next_url), status
+def pin_usable(user: User) -> bool:
+    return user.tablet_pin_hash is not None and user.pin_failures < PIN_TRIES
+
+
+def pin_problem(pin: str) -> str | None:
+    """Why a PIN cannot be used, or None: digits only, long enough, not one digit or a plain run."""
+    if not (pin.isascii() and pin.isdigit()):
+        return "Use digits only."
+    if not PIN_MIN <= len(pin) <= PIN_MAX:
+        return f"Use {PIN_MIN} to {PIN_MAX} digits."
+    steps = {(int(b) - int(a)) % 10 for a, b in zip(pin, pin[1:])}
+    if len(steps) == 1 and steps <= {0, 1, 9}:
+        return "Too easy to guess (a repeated digit or a run such as 123456): choose another."
+    return None
+
+
+def check_pin(user: User, pin: str) -> bool:
+    from core.auth import hasher
+
+    if user.tablet_pin_hash is None or not pin:
+        return False
+    try:
+        return hasher.verify(user.tablet_pin_hash, pin[:PIN_MAX + 1])
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def lock_screen(status: int = 423, *, errors: dict | None = None, next_url: str = ""):
+    return render_template("auth/tablet_locked.html", errors=errors or {}, next=next_url), status
 
 
 def enforce():

@@ -171,6 +171,7 @@ def _register_filters(app: Flask) -> None:
     from core import formatting
 
     app.jinja_env.filters.update(formatting.FILTERS)
+    app.jinja_env.globals["tablet_pin_usable"] = tablet.pin_usable  # the lock screen's PIN form
 
 
 def _http_error(err: HTTPException):

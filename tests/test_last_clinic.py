@@ -14,7 +14,7 @@ from tests.support import login, post
 
 def _current_clinic(client) -> int:
     html = client.get("/").text
-    return int(re.search(r'<select name="clinic_id" id="clinic_id">.*?<option value="(\d+)" selected>', html,
+    return int(re.search(r'<select id="clinic_id" name="clinic_id"[^>]*>.*?<option value="(\d+)" selected>', html,
                          re.S).group(1))
 
 

@@ -13,7 +13,7 @@ from core.models import AuditEvent, Clinic, Patient, Provider, TreatmentSession,
 from core.scheduling.models import Booking, Chair, ClinicClosure, CoursePlan
 from tests.support import login, post
 
-ROWS = re.compile(r'name="rows-(\d+)-day" value="([^"]*)"')
+ROWS = re.compile(r'name="rows-(\d+)-day" type="date" value="([^"]*)"')
 
 
 def _clinic(db, slug="stillwater") -> Clinic:

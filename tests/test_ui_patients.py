@@ -1,6 +1,8 @@
 """Patients: search without PHI in URLs, validation that writes nothing, the chart by role, PHQ-9 alerts."""
 from __future__ import annotations
 
+import re
+
 from datetime import date
 
 from sqlalchemy import event
@@ -136,6 +138,10 @@ def test_phq9_is_scored_raises_the_item9_alert_and_is_reviewed_once(app, client,
     before = count(db, OutcomeScore, OutcomeScore.patient_id == p.id)
     partial = post(app, client, f"/patients/{p.id}/scores", {"instrument": "PHQ-9", "item1": "2", "item9": "1"})
     assert partial.status_code == 422 and "Answer all 9 PHQ-9 questions" in partial.text
+    # each unanswered question says so beside its answer; the answers given are kept
+    assert re.search(r'name="item2"[^>]*aria-invalid="true" aria-describedby="e-phq9-item2"', partial.text)
+    assert 'id="e-phq9-item2">Choose an answer (0 to 3).</' in partial.text and 'id="e-phq9-item1"' not in partial.text
+    assert re.search(r'id="phq9-item1".*?<option value="2" selected>', partial.text, re.S)
     out_of_range = {"instrument": "GAD-7", **{f"item{i}": "4" for i in range(1, 8)}}
     assert post(app, client, f"/patients/{p.id}/scores", out_of_range).status_code == 422
     assert count(db, OutcomeScore, OutcomeScore.patient_id == p.id) == before

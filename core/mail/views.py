@@ -97,19 +97,21 @@ def accept_invitation(token: str):
     patient = db.get(Patient, invitation.patient_id)
     form = InvitationForm()
     if request.method == "GET":
-        return render_template("mail/invite.html", form=form, error=None, email=patient.email)
+        return render_template("mail/invite.html", form=form, error=None, errors={}, email=patient.email)
     password = (form.password.data or "")[:2048]
-    problem = password_problem(password, email=patient.email, name=patient.display_name)
-    if problem is None and password != (form.confirm.data or ""):
-        problem = "The two passwords differ."
-    if problem:
-        return render_template("mail/invite.html", form=form, error=problem, email=patient.email), 422
+    errors = {}
+    if problem := password_problem(password, email=patient.email, name=patient.display_name):
+        errors["password"] = problem
+    elif password != (form.confirm.data or ""):
+        errors["confirm"] = "The two passwords differ."
+    if errors:
+        return render_template("mail/invite.html", form=form, error=None, errors=errors, email=patient.email), 422
     try:
         user = invitations.accept(db, invitation, password)
     except invitations.InvitationGone as exc:  # accepted a moment ago in another tab
         return _unusable(exc.status)
     except invitations.InvitationProblem as exc:
-        return render_template("mail/invite.html", form=form, error=str(exc), email=patient.email), 409
+        return render_template("mail/invite.html", form=form, error=str(exc), errors={}, email=patient.email), 409
     end_other_sessions(user)
     start_session(user, invitation.clinic_id)
     audit.record("auth.login", object_type="user", object_id=user.id, detail="portal invitation")

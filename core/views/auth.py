@@ -1,6 +1,7 @@
 """Sign in, sign out, switch clinic, change password."""
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -16,12 +17,14 @@ from core.auth import (LOCK_AFTER, LOCK_MINUTES, check_password, clinics_of, end
                        public, safe_next, signed_in, staff, start_session, while_enrolling)
 from core.db import get_session
 from core.models import STAFF_ROLES, User, utcnow
-from core.tablet import lock_screen, locked_patient, unlock, while_locked
 from core.web import limiter
 
 bp = Blueprint("auth", __name__)
 GENERIC_FAILURE = "That email and password do not match an active account."
 PENDING_SECONDS = 300  # from the password to the code
+KEY_MISMATCH = ("This server cannot check authenticator codes right now (its key for them has changed). "
+                "Sign in with one of your recovery codes, or ask an administrator.")
+log = logging.getLogger("glia.auth")
 
 
 class LoginForm(GliaForm):
@@ -116,7 +119,13 @@ def login_code():
     if request.method == "GET":
         return render_template("auth/login_code.html")
     locked = _locked(user)
-    kind = mfa.verify(db, user, CodeForm().code.data) if user.active and not locked else None
+    try:
+        kind = mfa.verify(db, user, CodeForm().code.data) if user.active and not locked else None
+    except mfa.MfaKeyError:  # fail closed: no sign-in with an authenticator code this server cannot check
+        log.error("mfa: a sealed TOTP secret does not open under this server's key (GLIA_MFA_KEY or GLIA_SECRET_KEY changed?)")
+        audit.append(db, "auth.mfa_key_mismatch", object_type="user", object_id=user.id, outcome="denied")
+        db.commit()
+        return render_template("auth/login_code.html", error=KEY_MISMATCH), 401
     if kind is None:
         if _count_failure(db, user, locked, "auth.mfa_failed"):
             session.pop("mfa_pending", None)
@@ -133,7 +142,7 @@ def _locked(user: User | None) -> bool:
     return user is not None and user.locked_until is not None and user.locked_until > utcnow()
 
 
-def _count_failure(db, user: User | None, locked: bool, action: str) -> bool:
+def _count_failure(db, user: User | None, locked: bool, action: str, detail: str = "") -> bool:
     """Count a failed password or code towards the lockout (committed despite the 401); True if it locked."""
     locks = False
     if user is not None and not locked:
@@ -143,7 +152,7 @@ def _count_failure(db, user: User | None, locked: bool, action: str) -> bool:
             user.failed_logins = 0
             locks = True
         db.add(user)
-    audit.append(db, action, object_type="user", object_id=user.id if user else "", outcome="denied")
+    audit.append(db, action, object_type="user", object_id=user.id if user else "", outcome="denied", detail=detail)
     db.commit()
     return locks
 
@@ -151,6 +160,7 @@ def _count_failure(db, user: User | None, locked: bool, action: str) -> bool:
 def _signed_in(user: User, clinics, next_url: str | None, detail: str = "", notice: str = ""):
     """Both steps passed: a fresh session, then the page asked for (or the enrolment a role requires)."""
     user.failed_logins = 0
+    user.pin_failures = 0  # the password was given: a PIN switched off by wrong tries works again
     user.locked_until = None
     get_session().add(user)
     clinic = last_used_clinic(user, clinics)
@@ -184,32 +194,6 @@ def switch_clinic():
     note_clinic_used(current_user, wanted)
     audit.record("auth.switch_clinic", object_type="clinic", object_id=wanted, clinic_id=wanted)
     return redirect(url_for("dashboard.index"))
-
-
-@bp.route("/tablet/unlock", methods=["POST"])
-@staff()
-@while_locked
-@limiter.limit(_login_rate)
-def tablet_unlock():
-    """The tablet comes back: the signed-in staff member's password lifts the lock. Wrong passwords
-    count towards the account's lockout as at sign-in; when it locks, the session ends."""
-    db = get_session()
-    user = db.get(User, current_user.id)
-    form = PasswordForm()
-    next_url = safe_next(form.next.data, url_for("dashboard.index"))
-    if locked_patient() is None:
-        return redirect(next_url)
-    locked = _locked(user)
-    if locked or not (form.validate() and check_password(user, form.password.data)):
-        if _count_failure(db, user, locked, "tablet.unlock_failed"):
-            end_session()
-            flash("Too many wrong passwords: you were signed out, and the account is locked for a while.")
-            return redirect(url_for("auth.login"))
-        return lock_screen(422, error="That password is not right.", next_url=form.next.data)
-    user.failed_logins = 0
-    db.add(user)
-    unlock()
-    return redirect(next_url)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -282,7 +266,8 @@ def mfa_setup():
         return redirect(url_for("auth.mfa"))
     form = CodeForm()
     uri = mfa.provisioning_uri(factor, user)
-    grouped = " ".join(factor.secret[i:i + 4] for i in range(0, len(factor.secret), 4))  # typed by hand
+    secret = mfa.unseal(factor)
+    grouped = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))  # typed by hand
     page = {"qr": mfa.qr_data_uri(uri), "secret": grouped, "errors": {}}
     if request.method == "GET":
         return render_template("auth/mfa_setup.html", **page)
@@ -347,3 +332,6 @@ def clinic_mfa():
               + ("all staff." if clinic.mfa_all_staff else "admins and managers."))
         return redirect(url_for("auth.clinic_mfa"))
     return render_template("auth/clinic_mfa.html", form=form, clinic=clinic, roles=mfa.required_roles())
+
+
+from core.views import tablet_unlock  # noqa: E402,F401 - the tablet's routes, on this blueprint

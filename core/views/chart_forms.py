@@ -66,7 +66,7 @@ class ScheduleForm(GliaForm):
 class SearchForm(GliaForm):
     """The patient search: terms (PHI, so posted, never in a URL) and the page of results."""
 
-    q = Posted("Search", max_len=100)
+    q = Posted("Search by name, date of birth (YYYY-MM-DD or MM/DD/YYYY) or MRN", max_len=100)
     page = Posted("Page", max_len=12)
 
 

@@ -102,7 +102,7 @@ def index():
     audit.record("patient.search" if query else "patient.list", object_type="patient",
                  detail=f"page {page}, {len(patients)} shown")
     return render_template("patients/index.html", patients=patients, query=query, page=page, pages=pages,
-                           total=total, next_visit=next_visit)
+                           total=total, next_visit=next_visit, form=form)
 
 
 # -- create and edit -------------------------------------------------------------------------
@@ -203,7 +203,8 @@ def chart_context(patient: Patient) -> dict:
             response=measures.measure(Instrument.phq9, scores, rows[0].began if rows else None).status,
             clinician_options=[(c.id, f"{c.name} ({c.kind.value.replace('_', ' ')})") for c in db.exec(
                 select(OutsideClinician).where(OutsideClinician.clinic_id == clinic.id).order_by(OutsideClinician.name)).all()],
-            questions=QUESTIONS, answers=ANSWERS, drug_class_options=list(DRUG_CLASSES.items()),
+            questions=QUESTIONS, answer_options=[(str(i), f"{i} · {a}") for i, a in enumerate(ANSWERS)],
+            score_values={}, drug_class_options=list(DRUG_CLASSES.items()),
             sensitivity_options=[("general", "General"), ("psychotherapy_note", "Psychotherapy note"),
                                  ("part2", "42 CFR Part 2 record")],
             kind_options=[(k.value, k.value.replace("_", " ").capitalize()) for k in ClinicianKind],
@@ -241,9 +242,13 @@ def add_score(patient_id: int):
     try:
         result = scoring.score(instrument, items if items is not None else [])
     except ValueError:
+        # the summary above the form, and each unanswered question's message beside its answer
+        values = form.values
+        unanswered = {f"item{i}": "Choose an answer (0 to 3)." for i in range(1, scoring.ITEMS[instrument] + 1)
+                      if values[f"item{i}"] not in {"0", "1", "2", "3"}}
         return render_chart(patient, status=422, errors={f"score_{instrument.name}": (
-            f"Answer all {scoring.ITEMS[instrument]} {instrument.value} questions (each 0 to 3). Nothing was saved.")},
-            open_form=instrument.name)
+            f"Answer all {scoring.ITEMS[instrument]} {instrument.value} questions (each 0 to 3). Nothing was saved."),
+            f"items_{instrument.name}": unanswered}, score_values={instrument.name: values}, open_form=instrument.name)
     db = get_session()
     # answers the questionnaire the next session asks for, as the portal's would: it is no longer due there
     due = next((d for d in due_questionnaires(g.clinic, patient, db=db) if d.instrument == instrument), None)
