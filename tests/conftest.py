@@ -42,9 +42,12 @@ def _admin_engine():
 
 
 @pytest.fixture
-def glia_plugins():
-    """Glia's tests load the three built-ins unless a test builds its app with another list."""
-    return BUILTIN
+def glia_plugins(request):
+    """Glia's tests load the three built-ins, unless marked @pytest.mark.glia_plugins(...)."""
+    from core.testing import MARKER, resolve
+
+    marker = request.node.get_closest_marker(MARKER)
+    return resolve(marker.args) if marker else BUILTIN
 
 
 @pytest.fixture
