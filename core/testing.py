@@ -40,7 +40,7 @@ def installed_plugins() -> list[tuple[str, str]]:
     return sorted((ep.name, ep.value) for ep in entry_points(group="glia"))
 
 
-def resolve(plugins) -> list[tuple[str, str]]:
+def resolve(plugins) -> list[tuple]:
     """Names become (name, module) through the installed entry points; pairs pass through."""
     known = None
     out = []
@@ -51,8 +51,7 @@ def resolve(plugins) -> list[tuple[str, str]]:
                 raise pytest.UsageError(f"glia_plugins: no installed plugin named {item!r} "
                                         f"(installed: {', '.join(known) or 'none'})")
             item = (item, known[item])
-        name, module = item
-        out.append((name, module if isinstance(module, str) else module.__name__))
+        out.append(tuple(item))
     return out
 
 
@@ -119,10 +118,11 @@ class Databases:
 
     def template(self, plugins) -> str:
         """The seeded template for ``plugins``, built on first use."""
-        key = tuple(resolve(plugins))
+        plugins = resolve(plugins)
+        key = tuple((name, getattr(module, "__name__", module)) for name, module in plugins)
         if key not in self.templates:
             url = self._create()
-            migrate(url, list(key), seed=True)
+            migrate(url, plugins, seed=True)
             self.templates[key] = url
         return self.templates[key]
 
