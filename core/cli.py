@@ -267,6 +267,23 @@ def plugins_disable(name, slug, reason):
     _toggle(name, slug, False, reason)
 
 
+@plugins_group.command("new", with_appcontext=False)
+@click.argument("name")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write the project (default ./glia-NAME); must be absent or empty.")
+def plugins_new(name, directory):
+    """Start plugin NAME: a project with hooks, a page, a table and its migration, and tests."""
+    from core.scaffold import ScaffoldError, new_plugin
+
+    dest = directory or Path.cwd() / f"glia-{name}"
+    try:
+        new_plugin(name, dest)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Wrote plugin {name!r} to {dest}.")
+    click.echo(f"Next: cd {dest} && pip install -e . && python -m pytest")
+
+
 # -- run ---------------------------------------------------------------------------------
 
 @click.pass_context
