@@ -8,7 +8,7 @@ import json
 from datetime import date, datetime, timezone
 
 import pytest
-from fhir.resources import get_fhir_model_class
+from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from sqlmodel import select
 
@@ -18,7 +18,7 @@ from core.models import (AuditEvent, Clinic, ClinicianKind, Diagnosis, Instrumen
 from core.plugin_state import set_enabled
 from plugins.coordination.models import CoordinationDocument, CoordinationLetter
 from tests.conftest import BUILTIN
-from tests.support import login
+from tests.support import login, post
 
 FHIR = [*BUILTIN, ("fhir", "plugins.fhir")]
 TAKEN = datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)
@@ -95,9 +95,11 @@ def fhir_app(make_app):
     return app
 
 
-def _download(app, role, patient_id):
+def _download(app, role, patient_id, clinic_id=None):
     client = app.test_client()
     login(app, client, role)
+    if clinic_id is not None:  # a user of several clinics works in one at a time
+        assert post(app, client, "/switch-clinic", {"clinic_id": clinic_id}).status_code == 302
     return client.get(f"/fhir/patients/{patient_id}/bundle.json")
 
 
@@ -156,8 +158,8 @@ def test_the_download_is_a_valid_bundle_matching_the_rows_without_part2(fhir_app
 
 def test_only_clinical_roles_of_the_patients_clinic_download(fhir_app):
     ids = _arrange(fhir_app)
-    for role in ("admin", "manager"):
-        assert _download(fhir_app, role, ids["patient"]).status_code == 200
+    assert _download(fhir_app, "admin", ids["patient"], ids["clinic"]).status_code == 200
+    assert _download(fhir_app, "manager", ids["patient"]).status_code == 200
     assert _download(fhir_app, "frontdesk", ids["patient"]).status_code == 403
     assert _download(fhir_app, "patient", ids["patient"]).status_code in (403, 404)
     _enable(fhir_app, "harbor")
