@@ -178,3 +178,27 @@ def test_the_chart_links_the_download_only_where_enabled(make_app):
     assert f'href="/fhir/patients/{ids["patient"]}/bundle.json"' in chart
     assert "Download FHIR record (JSON)" in chart
     assert client.get(f"/fhir/patients/{ids['patient']}/bundle.json").status_code == 200
+
+
+def test_issued_superbills_are_referenced_and_voided_ones_are_not(fhir_app):
+    from plugins.billing.models import BillingSuperbill, BillingVoid
+
+    ids = _arrange(fhir_app)
+    kept, gone = b"%PDF superbill kept", b"%PDF superbill voided"
+    with session_scope(fhir_app.extensions["glia"].engine) as s:
+        rows = [BillingSuperbill(clinic_id=ids["clinic"], patient_id=ids["patient"], number=900000 + n, scope="month",
+                                 period_start=date(2026, n, 1), period_end=date(2026, n, 28), data={}, pdf=pdf,
+                                 sha256=hashlib.sha256(pdf).hexdigest(), issued_at=TAKEN)
+                for n, pdf in ((1, kept), (2, gone))]
+        s.add_all(rows)
+        s.flush()
+        s.add(BillingVoid(clinic_id=ids["clinic"], document_type="superbill", document_id=rows[1].id,
+                          reason="wrong period", voided_at=TAKEN))
+        kept_id, gone_id = rows[0].id, rows[1].id
+    bundle = Bundle.model_validate_json(_download(fhir_app, "clinician", ids["patient"]).data)
+    attachments = [e.resource.content[0].attachment for e in bundle.entry
+                   if e.resource.get_resource_type() == "DocumentReference"]
+    bills = [a for a in attachments if "/superbills/" in a.url]
+    assert [a.url.rsplit("/", 1)[1] for a in bills] == [f"{kept_id}.pdf"]
+    assert bills[0].hash == hashlib.sha1(kept).digest()  # the model decodes base64Binary to the bytes
+    assert not [a for a in attachments if a.url.endswith(f"/{gone_id}.pdf")]
