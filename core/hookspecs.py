@@ -154,3 +154,16 @@ def render_pdf(html, base_url):
 
     An implementation that raises fails the document being made (nothing is issued).
     """
+
+
+# -- exports -------------------------------------------------------------------------------
+
+
+@hookspec
+def patient_documents(clinic, patient):
+    """Return a list of ``core.documents.DocumentRef`` for ``patient``'s issued documents.
+
+    Only documents that may leave the clinic in a patient's record export: never drafts, never
+    a document carrying 42 CFR Part 2 records or psychotherapy notes. Raising leaves the
+    plugin's documents out of the export.
+    """

@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from core import demo
 from core.db import session_scope
+from core.documents import DocumentRef
 from core.hooks import relay
 from core.models import Clinic, Patient, TreatmentSession, User, utcnow
 from core.pdf import html_to_pdf
@@ -43,6 +44,7 @@ HOOK_TESTS = {
     "portal_items": "test_slot_hooks_fill_pages_for_enabled_clinics_only",
     "session_panels": "test_slot_hooks_fill_pages_for_enabled_clinics_only",
     "treatment_blockers": "test_contribution_hooks_through_the_relay",
+    "patient_documents": "test_contribution_hooks_through_the_relay",
     "letter_sections": "test_contribution_hooks_through_the_relay",
     "superbill_extra_fields": "test_contribution_hooks_through_the_relay",
     "treatment_completed": "test_events_reach_enabled_plugins_each_isolated",
@@ -196,6 +198,8 @@ def test_contribution_hooks_through_the_relay(make_app, db_url, db):
         fields, _ = relay(stillwater).collect("superbill_extra_fields", expect=dict,
                                               clinic=stillwater, patient=patient, superbill=None)
         assert {"Visit ratings on file": "1"} in fields
+        docs, _ = relay(stillwater).collect("patient_documents", expect=DocumentRef, clinic=stillwater, patient=patient)
+        assert [d.url for d in docs if d.kind == "ratings_summary"] == ["/ratings/"]
         # disabled at harbor: no blocker, no section, no field from ratings
         blockers, _ = relay(harbor).collect("treatment_blockers", expect=Blocker,
                                             clinic=harbor, patient=harbor_patient, treatment=None)
@@ -203,6 +207,8 @@ def test_contribution_hooks_through_the_relay(make_app, db_url, db):
                                           clinic=harbor, patient=harbor_patient, superbill=None)
         assert not [b for b in blockers if "visit rating" in b.reason]
         assert not [f for f in fields if "Visit ratings on file" in f]
+        docs, _ = relay(harbor).collect("patient_documents", expect=DocumentRef, clinic=harbor, patient=harbor_patient)
+        assert not [d for d in docs if d.kind == "ratings_summary"]
 
 
 def test_events_reach_enabled_plugins_each_isolated(examples_app, db):

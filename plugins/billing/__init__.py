@@ -81,6 +81,14 @@ def portal_items(clinic, patient):
 
 
 @hookimpl
+def patient_documents(clinic, patient):
+    from core.db import get_session
+    from plugins.billing.documents import exportable_documents
+
+    return exportable_documents(get_session(), clinic, patient)
+
+
+@hookimpl
 def treatment_completed(clinic, treatment):
     """A discharged session becomes draft charge lines for a manager to review."""
     from core.db import get_session

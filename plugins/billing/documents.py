@@ -113,3 +113,27 @@ def latest_in_chain(session: Session, model, clinic_id: int, doc):
             return doc
         seen.add(newer.id)
         doc = newer
+
+
+def exportable_documents(session: Session, clinic, patient) -> list:
+    """The patient's issued superbills and Good Faith Estimates for a record export; voided ones
+    are left out, and bytes that no longer match their SHA-256 are listed without them (no hash)."""
+    from flask import url_for
+
+    from core.documents import DocumentRef
+    from plugins.billing.models import BillingEstimate, BillingSuperbill
+
+    out = []
+    for model, kind, title, route, arg in (
+            (BillingSuperbill, "superbill", "Superbill {}", "billing.superbill_pdf", "sid"),
+            (BillingEstimate, "estimate", "Good Faith Estimate {}", "billing.estimate_pdf", "eid")):
+        rows = session.exec(select(model).where(model.clinic_id == clinic.id, model.patient_id == patient.id)
+                            .order_by(model.issued_at, model.id)).all()
+        voided = voids(session, clinic.id, kind, [r.id for r in rows])
+        for row in rows:
+            if row.id in voided:
+                continue
+            label = row.label if kind == "superbill" else f"{row.id:06d}"
+            out.append(DocumentRef(title.format(label), kind, row.issued_at, url_for(route, **{arg: row.id}),
+                                   sha256=row.sha256, size=len(row.pdf), pdf=row.pdf if pdf_intact(row) else None))
+    return out

@@ -90,3 +90,11 @@ def seed_demo_data(session, clinic):
     from plugins.coordination import demo
 
     demo.seed(session, clinic)
+
+
+@hookimpl
+def patient_documents(clinic, patient):
+    from core.db import get_session
+    from plugins.coordination import letters
+
+    return letters.exportable_documents(get_session(), clinic, patient)

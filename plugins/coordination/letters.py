@@ -14,6 +14,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
 
 from core import audit
+from core.documents import DocumentRef
 from core.models import (CareTeamMember, Clinic, ClinicianKind, Medication, OutsideClinician, Patient,
                          SessionStatus, TreatmentSession, User, utcnow)
 from plugins.coordination import compose, wording
@@ -271,3 +272,24 @@ def dismiss_concern(session: Session, clinic: Clinic, med: Medication, user: Use
     session.add(CoordinationDue(clinic_id=clinic.id, patient_id=med.patient_id, kind=CONCERN, key=f"med:{med.id}",
                                 created_at=now, resolved_at=now, resolution="dismissed", resolved_by_id=user.id))
     session.flush()
+
+
+def exportable_documents(session: Session, clinic: Clinic, patient: Patient) -> list[DocumentRef]:
+    """Signed letters for a record export; drafts never, nor a letter carrying Part 2 records or
+    psychotherapy notes. Bytes that fail their signature hash are listed without them (no hash)."""
+    from flask import url_for
+
+    rows = session.exec(select(CoordinationLetter, CoordinationDocument).join(
+        CoordinationDocument, CoordinationDocument.id == CoordinationLetter.document_id).where(
+        CoordinationLetter.clinic_id == clinic.id, CoordinationLetter.patient_id == patient.id,
+        CoordinationDocument.clinic_id == clinic.id,
+        CoordinationLetter.include_part2.is_(False), CoordinationLetter.include_psychotherapy_notes.is_(False))
+        .order_by(CoordinationDocument.signed_at)).all()
+    out = []
+    for letter, doc in rows:
+        intact = hashlib.sha256(doc.pdf).hexdigest() == doc.sha256
+        out.append(DocumentRef(
+            title=f"Care-coordination letter ({doc.kind.replace('_', ' ')})", kind="coordination_letter",
+            issued_at=doc.signed_at, url=url_for("coordination.download", letter_id=letter.id), sha256=doc.sha256,
+            size=len(doc.pdf), pdf=doc.pdf if intact else None))
+    return out

@@ -137,6 +137,15 @@ def superbill_extra_fields(clinic, patient, superbill):
     return {"Visit ratings on file": str(len(_ratings(clinic, patient.id)))}
 
 
+@hookimpl
+def patient_documents(clinic, patient):
+    from core.documents import DocumentRef
+
+    rows = _ratings(clinic, patient.id)
+    return [DocumentRef("Visit ratings", "ratings_summary", rows[0].created_at, "/ratings/",
+                        content_type="text/html")] if rows else []
+
+
 # -- events ---------------------------------------------------------------------------------
 
 @hookimpl
