@@ -204,7 +204,7 @@ def test_unsigned_stale_and_double_submissions(app, client, db):
     manager = app.test_client()
     login(app, manager, "manager")
     edit = manager.get("/consent/templates/financial")
-    body = re.search(r'<textarea id="body" name="body" class="tall">(.*?)</textarea>', edit.text, re.S).group(1)
+    body = re.search(r'<textarea id="body" name="body"[^>]*>(.*?)</textarea>', edit.text, re.S).group(1)
     import html as html_lib
     saved = post(app, manager, "/consent/templates/financial", {
         "base_version": "1", "title": "Financial policy and Good Faith Estimate notice",

@@ -15,7 +15,7 @@ from tests.test_billing_web import _invoice_from_draft, _pay_form, complete_sess
 
 def _methods(html: str) -> tuple[list[str], str | None]:
     """The method options in page order, and the one a browser would send as it stands."""
-    select_ = re.search(r'<select name="method" id="method">(.*?)</select>', html, re.S).group(1)
+    select_ = re.search(r'<select id="method" name="method"[^>]*>(.*?)</select>', html, re.S).group(1)
     options = re.findall(r'<option value="([^"]+)"( selected)?>', select_)
     chosen = next((v for v, sel in options if sel), options[0][0] if options else None)
     return [v for v, _ in options], chosen
