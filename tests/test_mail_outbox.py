@@ -37,7 +37,7 @@ def test_without_smtp_the_message_waits_in_the_outbox_for_staff_to_read(app, db)
     assert 'href="/mail/outbox"' in manager.get("/settings/clinic").text
     assert patient.email in manager.get("/mail/outbox").text
     page = client.get(f"/mail/outbox/{row.id}")
-    assert page.status_code == 200
+    assert page.status_code == 200 and "<title>Portal invitation" in page.text  # its kind, in the title and facts
     clinic = clinic_of(db)
     assert f"Your patient portal at {clinic.name}" in page.text
     link = re.search(r'href="(http://localhost/portal/invite/[^"]+)"', page.text)

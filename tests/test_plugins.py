@@ -48,7 +48,7 @@ def test_entry_points_load_in_sorted_order_and_block_list_applies(tmp_path, monk
     _fake_distribution(tmp_path, monkeypatch,
                        "stamp = tests.example_plugins.stamp\nratings = tests.example_plugins.ratings\n")
     _pm, loaded, blocked = build_manager(None)
-    assert list(loaded) == ["billing", "consent", "coordination", "ratings", "stamp"]
+    assert list(loaded) == ["billing", "consent", "coordination", "fhir", "ratings", "stamp"]
     assert loaded["ratings"].version == "9.9.9"  # from the distribution that declared it
     assert loaded["ratings"].description.startswith("Visit ratings")
     assert "nav_items" in loaded["ratings"].hooks and blocked == []

@@ -87,7 +87,7 @@ def test_tablet_signing_acknowledgement_and_start(page, live_server, sign_in, db
         expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
         # the tablet comes back to the clinician, who unlocks it and attests that they explained it
         expect(page.locator("nav.mainnav")).to_have_count(0)
-        page.get_by_label(re.compile("enter your password to unlock")).fill(PASSWORD)
+        page.get_by_label("Your password").fill(PASSWORD)
         page.get_by_role("button", name="Unlock").click()
         expect(page.get_by_text("Awaiting clinician attestation")).to_be_visible()
         expect(page.get_by_role("link", name="Download the signed PDF")).to_have_count(0)
