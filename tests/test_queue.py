@@ -158,9 +158,14 @@ def test_a_job_failing_every_retry_ends_failed_on_the_page_and_cli_and_issues_no
     engine = app.extensions["glia"].engine
     clinic, year, patients = _setup(db)
     db.rollback()
-    batch_id = _enqueue(app, year, "--part-size", str(len(patients)))
-    _rename(engine, "billing_superbill", "billing_superbill_away")
+    # the worker starts on a whole database (startup refuses one missing a table), then the table goes
     worker = glia_worker(db_url, redis_url, tmp_path, "--maintenance-interval", "1")
+    deadline = time.monotonic() + 120
+    while not any("Listening on" in f.read_text() for f in tmp_path.glob("worker-*.log")):
+        assert worker.poll() is None and time.monotonic() < deadline, "the worker did not start"
+        time.sleep(0.2)
+    _rename(engine, "billing_superbill", "billing_superbill_away")
+    batch_id = _enqueue(app, year, "--part-size", str(len(patients)))
     try:
         batch = _wait(app, batch_id, clinic.id, lambda b: b.finished, 300, worker)
     finally:
