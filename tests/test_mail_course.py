@@ -9,7 +9,6 @@ import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlmodel import select
 
 from core.db import session_scope
@@ -17,25 +16,13 @@ from core.mail.models import MailKind
 from core.models import OutcomeScore, Patient, TreatmentSession, User
 from core.scheduling.models import Booking
 from tests.support import login, post
-from tests.test_mail import (SmtpServer, assert_no_phi, clinic_of, ics_of, messages_of, patient_without_portal,
+from tests.test_mail import mail_app, smtp_server  # noqa: F401 - the same fixtures: a real SMTP server on loopback
+from tests.test_mail import (assert_no_phi, clinic_of, ics_of, messages_of, patient_without_portal,
                              phi_of, run_cli, text_of)
 from tests.test_portal_course import add_session, local_at, portal_patient
 from tests.test_portal_questionnaires import GAD7_SEVERE, PHQ9_MODERATE, answers, course
 
 QUESTIONNAIRE = "A questionnaire before your visit to {}"
-
-
-@pytest.fixture
-def smtp_server():
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mail_app(make_app, smtp_server):
-    return make_app(GLIA_SMTP_URL=smtp_server.url, GLIA_MAIL_RETRY_INTERVALS="0,0")
 
 
 def settle(server, count: int):
